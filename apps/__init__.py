@@ -1,0 +1,1 @@
+"""rnnkit applications, one package each; every one is a small layer on the core."""
