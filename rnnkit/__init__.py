@@ -15,7 +15,17 @@ __version__ = "0.1.0"
 
 # Submodules that need Keras are loaded on first attribute access (PEP 562), so that
 # `import rnnkit` stays TensorFlow-free.
-_LAZY_SUBMODULES = ("layers", "models", "training", "tasks", "cudnn", "data", "edge")
+_LAZY_SUBMODULES = (
+    "attention",
+    "cudnn",
+    "data",
+    "diagnostics",
+    "edge",
+    "layers",
+    "models",
+    "tasks",
+    "training",
+)
 
 __all__ = ["__version__", *_LAZY_SUBMODULES]
 
