@@ -1,0 +1,226 @@
+"""Export paths compared: Keras 3 `export(format="litert")`, tf_keras fused, rnnkit.
+
+Seeded (untrained) models: LSTM, GRU, SimpleRNN, BiLSTM and a 2-layer LSTM, 64 units,
+50 steps of 16 features, Dense(10) on the last output. Each candidate runs in its own
+process (a crashing converter cannot take the others down); every row reports whether
+LiteRT runs the file, its ops, size, max abs error vs Keras and the median latency of
+one sequence on 1 thread, next to Keras `predict_on_batch` on the same input.
+
+Run: .venv/bin/python benchmarks/export_bench.py   (about 10 minutes on 2 cores)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_section  # noqa: E402
+
+MODELS = ("lstm", "gru", "simple_rnn", "bilstm", "lstm2")
+UNITS, STEPS, FEATURES, CLASSES = 64, 50, 16, 10
+
+_PREPARE_TEMPLATE = r"""
+import json, os, sys, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np, keras
+folder, kind = sys.argv[1], sys.argv[2]
+keras.utils.set_random_seed(0)
+L = {"gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}.get(kind, keras.layers.LSTM)
+inputs = keras.Input(({STEPS}, {FEATURES}))
+if kind == "bilstm":
+    x = keras.layers.Bidirectional(keras.layers.LSTM({UNITS}))(inputs)
+elif kind == "lstm2":
+    x = keras.layers.LSTM({UNITS}, return_sequences=True)(inputs)
+    x = keras.layers.LSTM({UNITS})(x)
+else:
+    x = L({UNITS})(inputs)
+model = keras.Model(inputs, keras.layers.Dense({CLASSES})(x))
+rng = np.random.default_rng(0)
+calibration = rng.normal(size=(32, {STEPS}, {FEATURES})).astype("float32")
+test = rng.normal(size=(8, {STEPS}, {FEATURES})).astype("float32")
+model.save(os.path.join(folder, kind + ".keras"))
+np.savez(os.path.join(folder, kind + "_weights.npz"), *model.get_weights())
+np.save(os.path.join(folder, kind + "_cal.npy"), calibration)
+np.save(os.path.join(folder, kind + "_test.npy"), test)
+np.save(os.path.join(folder, kind + "_want.npy"), model.predict(test, verbose=0))
+one = test[:1]
+model.predict_on_batch(one)
+times = []
+for _ in range(30):
+    start = time.perf_counter(); model.predict_on_batch(one); times.append(time.perf_counter() - start)
+print(json.dumps({"keras_ms": 1000 * float(np.median(times))}))
+"""
+
+_PREPARE = _PREPARE_TEMPLATE
+for _name, _value in dict(
+    STEPS=STEPS, FEATURES=FEATURES, UNITS=UNITS, CLASSES=CLASSES
+).items():
+    _PREPARE = _PREPARE.replace("{" + _name + "}", str(_value))
+
+_CANDIDATE = r"""
+import json, os, sys, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np
+folder, kind, path, quantize = sys.argv[1:5]
+base = os.path.join(folder, kind)
+calibration = np.load(base + "_cal.npy"); test = np.load(base + "_test.npy")
+want = np.load(base + "_want.npy")
+out = os.path.join(folder, f"{kind}_{path}_{quantize}.tflite")
+
+def convert(converter):
+    import tensorflow as tf
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([c[None]] for c in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    open(out, "wb").write(converter.convert())
+
+if path == "keras3":
+    import keras
+    model = keras.saving.load_model(base + ".keras")
+    if quantize == "float32":
+        model.export(out, format="litert", verbose=False)
+    else:
+        import tensorflow as tf
+        convert(tf.lite.TFLiteConverter.from_keras_model(model))
+elif path == "tf_keras":
+    # No Keras 3 in this process: the legacy fusion path needs tf_keras alone,
+    # and the converter must see tf.keras as tf_keras.
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    import tf_keras, tensorflow as tf
+    stored = np.load(base + "_weights.npz")
+    weights = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+    inputs = tf_keras.Input((calibration.shape[1], calibration.shape[2]))
+    if kind == "bilstm":
+        x = tf_keras.layers.Bidirectional(tf_keras.layers.LSTM(64))(inputs)
+    elif kind == "lstm2":
+        x = tf_keras.layers.LSTM(64)(tf_keras.layers.LSTM(64, return_sequences=True)(inputs))
+    else:
+        layer = {"gru": tf_keras.layers.GRU, "simple_rnn": tf_keras.layers.SimpleRNN}.get(kind, tf_keras.layers.LSTM)
+        x = layer(64)(inputs)
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(10)(x))
+    model.set_weights(weights)
+    convert(tf.lite.TFLiteConverter.from_keras_model(model))
+else:
+    from rnnkit.exporters import export_model
+    export_model(base + ".keras", out, quantize=quantize, representative_data=calibration,
+                 streaming=(path == "rnnkit_stream"), validation_data=test)
+
+from ai_edge_litert.interpreter import Interpreter
+interpreter = Interpreter(model_path=out, num_threads=1)
+ops = sorted({op["op_name"] for op in interpreter._get_ops_details()})
+size = os.path.getsize(out)
+inputs = interpreter.get_input_details(); outputs = interpreter.get_output_details()
+interpreter.allocate_tensors()
+
+def q(x, d):
+    if d["dtype"] == np.int8:
+        s, z = d["quantization"]; return np.clip(np.round(x / s + z), -128, 127).astype(np.int8)
+    return x.astype(d["dtype"])
+
+def dq(y, d):
+    if d["dtype"] == np.int8:
+        s, z = d["quantization"]; return (y.astype(np.float32) - z) * s
+    return y
+
+stream = path == "rnnkit_stream"
+def run_one(x):
+    interpreter.reset_all_variables()
+    if not stream:
+        interpreter.set_tensor(inputs[0]["index"], q(x[None], inputs[0])); interpreter.invoke()
+        return dq(interpreter.get_tensor(outputs[0]["index"]), outputs[0])[0]
+    names = interpreter._get_full_signature_list()["serving_default"]
+    ins, outs = names["inputs"], names["outputs"]
+    det = {d["index"]: d for d in inputs + outputs}
+    states = {n: np.zeros(det[i]["shape"], np.float32) for n, i in ins.items() if n.startswith("state_")}
+    for t in range(x.shape[0]):
+        interpreter.set_tensor(ins["input_0"], q(x[t][None], det[ins["input_0"]]))
+        for n, v in states.items():
+            interpreter.set_tensor(ins[n], q(v, det[ins[n]]))
+        interpreter.invoke()
+        for n in states:
+            k = "new_" + n
+            states[n] = dq(interpreter.get_tensor(outs[k]), det[outs[k]])
+    # The many-to-one model's last step output is the sequence's output.
+    return dq(interpreter.get_tensor(outs["output_0"]), det[outs["output_0"]])[0]
+
+got = np.stack([run_one(x) for x in test])
+error = float(np.max(np.abs(got - want)))
+times = []
+for _ in range(30):
+    start = time.perf_counter(); run_one(test[0]); times.append(time.perf_counter() - start)
+print(json.dumps({"runs": True, "ops": ops, "size": size, "error": error,
+                  "ms": 1000 * float(np.median(times))}))
+"""
+
+
+def _child(code: str, *args: str, timeout: int = 900) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["?"])[-1]
+        reason = f"signal {-done.returncode}" if done.returncode < 0 else tail
+        return {"runs": False, "error_text": reason[:120]}
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="export_bench_") as folder:
+        for kind in MODELS:
+            keras_ms = _child(_PREPARE, folder, kind).get("keras_ms", float("nan"))
+            paths = ["rnnkit"]
+            if kind != "bilstm":  # a bidirectional model has no streaming form
+                paths.append("rnnkit_stream")
+            paths += ["keras3", "tf_keras"]
+            for path in paths:
+                for quantize in ("float32", "int8"):
+                    result = _child(_CANDIDATE, folder, kind, path, quantize)
+                    rows.append((kind, path, quantize, keras_ms, result))
+                    print(kind, path, quantize, result, flush=True)
+                    # Rewritten after every row, so an interrupted run keeps its rows.
+                    _write(rows)
+
+
+def _write(rows) -> None:
+    lines = [
+        "| model | path | quant | runs on LiteRT | size (KB) | max abs err | "
+        "latency ms (1 thread) | Keras predict_on_batch ms | ops |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, path, quantize, keras_ms, r in rows:
+        if r.get("runs"):
+            lines.append(
+                f"| {kind} | {path} | {quantize} | yes | {r['size'] / 1024:.1f} | "
+                f"{r['error']:.2e} | {r['ms']:.3f} | {keras_ms:.2f} | "
+                f"{', '.join(r['ops'])} |"
+            )
+        else:
+            lines.append(
+                f"| {kind} | {path} | {quantize} | no ({r.get('error_text', '')}) "
+                f"| | | | {keras_ms:.2f} | |"
+            )
+    body = (
+        f"Seeded models, {UNITS} units, {STEPS} steps x {FEATURES} features, Dense("
+        f"{CLASSES}) on the last output; error vs Keras on 8 held-out sequences; latency "
+        "= median of 30 single-sequence runs. `rnnkit_stream` is the one-step file "
+        f"stepped {STEPS} times from Python (per-step call overhead included).\n\n"
+        + "\n".join(lines)
+    )
+    write_section("export", "Export paths: Keras 3 vs tf_keras vs rnnkit", body)
+
+
+if __name__ == "__main__":
+    main()

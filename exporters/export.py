@@ -1,0 +1,593 @@
+"""`export_model`: one entry point from a Keras model to a verified .tflite file."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.errors import ExportError, UsageError
+
+logger = logging.getLogger(__name__)
+
+QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8")
+PADDING_VALUE = 0  # token id that Embedding(mask_zero=True) masks out
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What `export_model` wrote and measured.
+
+    Attributes:
+        path: the .tflite file.
+        manifest_path: the JSON manifest beside it (SHA-256, metadata, ops).
+        parity_path: the parity report beside it.
+        parity: the parity report as a dict.
+        ops: sorted builtin op names in the file.
+        size_bytes: file size.
+        micro: the TFLite Micro check (dict) when `micro=True`, else None.
+    """
+
+    path: Path
+    manifest_path: Path
+    parity_path: Path
+    parity: dict
+    ops: list[str]
+    size_bytes: int
+    micro: dict | None = None
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Writes `data` to `path` through a temporary file in the same folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def sibling(path: Path, suffix: str) -> Path:
+    """`out/m.tflite`, '.parity.json' -> `out/m.parity.json`."""
+    return path.with_name(path.stem + suffix)
+
+
+def _load_model(model):
+    import keras
+
+    import rnnkit.layers  # noqa: F401  (registers RecurrentStack for loading)
+
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if not path.is_file() or path.suffix != ".keras":
+            raise UsageError(
+                f"Expected a path to an existing .keras file. Received: {path}"
+            )
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    if not isinstance(model, keras.Model):
+        raise UsageError(
+            "`model` must be a keras.Model or a path to a .keras file. "
+            f"Received: {type(model).__name__}"
+        )
+    return model
+
+
+@dataclasses.dataclass
+class _InputSpec:
+    name: str
+    dtype: str  # "float32" or "int32"
+    shape: tuple  # without batch; None for dynamic axes
+
+
+def _input_specs(model) -> list[_InputSpec]:
+    specs = []
+    for index, tensor in enumerate(model.inputs):
+        dtype = "int32" if "int" in str(tensor.dtype) else "float32"
+        specs.append(_InputSpec(f"input_{index}", dtype, tuple(tensor.shape[1:])))
+    return specs
+
+
+def _normalize_samples(data, specs, what: str) -> list[np.ndarray] | None:
+    if data is None:
+        return None
+    arrays = list(data) if isinstance(data, (list, tuple)) else [data]
+    if len(arrays) != len(specs):
+        raise UsageError(
+            f"`{what}` must hold one array per model input. Expected "
+            f"{len(specs)} array(s). Received: {len(arrays)}"
+        )
+    result = []
+    for spec, array in zip(specs, arrays, strict=False):
+        array = np.asarray(array)
+        if spec.dtype == "int32":
+            if not np.issubdtype(array.dtype, np.integer):
+                raise UsageError(
+                    f"`{what}` for {spec.name} must hold integer token ids. "
+                    f"Expected an integer array. Received: dtype={array.dtype}"
+                )
+        elif not np.issubdtype(array.dtype, np.floating):
+            raise UsageError(
+                f"`{what}` for {spec.name} must be floating point. Expected "
+                f"float32 samples. Received: dtype={array.dtype}"
+            )
+        expected_rank = len(spec.shape) + 1
+        ok = array.ndim == expected_rank and all(
+            want is None or want == got
+            for want, got in zip(spec.shape, array.shape[1:], strict=False)
+        )
+        if not ok or array.shape[0] < 1:
+            raise UsageError(
+                f"`{what}` for {spec.name} has the wrong shape. Expected a batch of "
+                f"shape (n, {', '.join('None' if s is None else str(s) for s in spec.shape)}). "
+                f"Received: shape={array.shape}"
+            )
+        result.append(array.astype(np.int32 if spec.dtype == "int32" else np.float32))
+    if len({a.shape[0] for a in result}) != 1:
+        raise UsageError(
+            f"Every array in `{what}` must have the same batch size. Received: "
+            f"{[a.shape[0] for a in result]}"
+        )
+    return result
+
+
+def _strip_row(row: list[np.ndarray], strip: bool, specs) -> list[np.ndarray]:
+    """Drops trailing padding of token inputs whose time axis is dynamic."""
+    if not strip:
+        return row
+    out = []
+    for array, spec in zip(row, specs, strict=True):
+        dynamic_time = bool(spec.shape) and spec.shape[0] is None
+        if dynamic_time and array.ndim >= 2 and np.issubdtype(array.dtype, np.integer):
+            flat = array[0].reshape(array.shape[1], -1)
+            real = np.nonzero(np.any(flat != PADDING_VALUE, axis=1))[0]
+            array = array[:, : max(int(real[-1]) + 1 if real.size else 0, 1)]
+        out.append(array)
+    return out
+
+
+def _fit_length(row: list[np.ndarray], steps: int) -> list[np.ndarray]:
+    out = []
+    for array in row:
+        if array.ndim >= 2:
+            if array.shape[1] >= steps:
+                array = array[:, :steps]
+            else:
+                width = [(0, 0)] * array.ndim
+                width[1] = (0, steps - array.shape[1])
+                array = np.pad(array, width, constant_values=PADDING_VALUE)
+        out.append(array)
+    return out
+
+
+def _convert(fn, specs_tf, quantize: str, representative, keras_model):
+    """Saves `fn` as a SavedModel (keeps the LSTM composite) and converts it."""
+    import tensorflow as tf
+
+    function = tf.function(fn, input_signature=specs_tf, autograph=False)
+    module = tf.Module()
+    module.serve = function
+    # Layers called as they are read the model's variables; SavedModel needs them
+    # tracked (the converter then freezes them into constants).
+    module.tracked_variables = [v.value for v in keras_model.weights]
+    with tempfile.TemporaryDirectory(prefix="rnnkit_export_") as saved:
+        tf.saved_model.save(
+            module,
+            saved,
+            signatures={"serving_default": function.get_concrete_function()},
+        )
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize == "float16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantize == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        elif quantize == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        try:
+            return converter.convert()
+        except Exception as error:  # the converter raises many unrelated types
+            raise ExportError(
+                f"The TFLite converter failed ({quantize}): {str(error)[-600:]}"
+            ) from error
+
+
+def export_model(
+    model,
+    path,
+    quantize: str = "float32",
+    representative_data=None,
+    streaming: bool = False,
+    micro: bool = False,
+    metadata: dict | None = None,
+    validation_data=None,
+) -> ExportResult:
+    """Exports a Keras recurrent model to a builtin-only .tflite file.
+
+    Args:
+        model: a `keras.Model`, or a path to a .keras file (loaded with
+            `safe_mode=True`).
+        path: the .tflite file to write. The manifest (`*.manifest.json`) and
+            the parity report (`*.parity.json`) are written beside it.
+        quantize: "float32", "float16", "dynamic" (int8 weights, float
+            activations) or "int8" (full integer; float inputs and outputs
+            become int8, integer token inputs stay int32).
+        representative_data: batch-first samples, one array per model input
+            (or one array); required for "int8". Streaming exports take whole
+            sequences here and step through them for calibration.
+        streaming: export the one-step model: inputs [x_t, *states], outputs
+            [y_t, *new_states]. Needs unidirectional, forward recurrent layers.
+        micro: also check the file in TFLite Micro (child process), report the
+            tensor arena, and write a C source/header pair beside it.
+        metadata: JSON-serializable dict stored in the file and the manifest.
+        validation_data: held-out inputs for the parity report (defaults to the
+            representative data).
+
+    Returns:
+        An `ExportResult`.
+
+    Raises:
+        UsageError: bad arguments or sample data.
+        ExportError: a layer cannot be lowered, or the converter failed.
+
+    Example:
+        >>> result = export_model(model, "out/m.tflite", quantize="int8",
+        ...                       representative_data=x)        # doctest: +SKIP
+        >>> result.ops                                          # doctest: +SKIP
+        ['FULLY_CONNECTED', 'UNIDIRECTIONAL_SEQUENCE_LSTM', ...]
+    """
+    import rnnkit
+    from rnnkit.edge import EdgeModel
+
+    if quantize not in QUANTIZE_MODES:
+        raise UsageError(
+            f"Unknown quantization {quantize!r}. Expected one of {list(QUANTIZE_MODES)}."
+        )
+    path = Path(path)
+    if path.suffix != ".tflite":
+        raise UsageError(f"The output must be a .tflite file. Received: {path}")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise UsageError(
+            f"`metadata` must be a dict. Received: {type(metadata).__name__}"
+        )
+    keras_model = _load_model(model)
+    specs = _input_specs(keras_model)
+    samples = _normalize_samples(representative_data, specs, "representative_data")
+    if quantize == "int8" and samples is None:
+        raise UsageError(
+            "Full-integer int8 export needs `representative_data` (real samples, "
+            "batch first) to calibrate activation ranges. Received: None"
+        )
+    held_out = _normalize_samples(validation_data, specs, "validation_data")
+    if held_out is None:
+        held_out = samples
+
+    if streaming:
+        model_bytes, info = _build_streaming(keras_model, specs, quantize, samples)
+    else:
+        model_bytes, info = _build_sequence(keras_model, specs, quantize, samples)
+
+    rnnkit_info = {
+        "version": rnnkit.__version__,
+        "quantization": quantize,
+        **info,
+    }
+    full_metadata = dict(metadata or {})
+    full_metadata["rnnkit"] = rnnkit_info
+    from rnnkit.exporters.metadata import embed_metadata
+
+    model_bytes = embed_metadata(model_bytes, full_metadata)
+
+    edge = EdgeModel(model_bytes)
+    ops = edge.ops
+    parity = _parity(keras_model, edge, held_out, quantize, streaming)
+    parity.update(
+        ops=ops,
+        size_bytes=len(model_bytes),
+        quantization=quantize,
+        form=rnnkit_info["form"],
+        inputs=_io_quantization(edge._input_details, edge.input_names),
+        outputs=_io_quantization(edge._output_details, edge.output_names),
+        float_ops=_float_ops(edge) if quantize == "int8" else [],
+        lowered=info.get("lowered", []),
+    )
+
+    micro_report = None
+    if micro:
+        from rnnkit.exporters.micro import check_micro
+
+        micro_report = check_micro(model_bytes, path, quantize, rnnkit_info)
+    parity["runs_in_tflite_micro"] = micro_report.get("runs") if micro_report else None
+    if micro_report:
+        parity["micro"] = micro_report
+
+    sha256 = hashlib.sha256(model_bytes).hexdigest()
+    manifest = {
+        "file": path.name,
+        "sha256": sha256,
+        "size_bytes": len(model_bytes),
+        "ops": ops,
+        "quantization": quantize,
+        "form": rnnkit_info["form"],
+        "metadata": full_metadata,
+        "inputs": parity["inputs"],
+        "outputs": parity["outputs"],
+    }
+    manifest_path = sibling(path, ".manifest.json")
+    parity_path = sibling(path, ".parity.json")
+    # The model goes last: a reader that finds it also finds a matching manifest.
+    atomic_write(parity_path, _json_bytes(parity))
+    atomic_write(manifest_path, _json_bytes(manifest))
+    atomic_write(path, model_bytes)
+    logger.info(
+        "Wrote %s (%d bytes, %s, ops %s); max abs diff vs Keras %.3g",
+        path,
+        len(model_bytes),
+        quantize,
+        ", ".join(ops),
+        parity.get("max_abs_diff", float("nan")),
+    )
+    return ExportResult(
+        path=path,
+        manifest_path=manifest_path,
+        parity_path=parity_path,
+        parity=parity,
+        ops=ops,
+        size_bytes=len(model_bytes),
+        micro=micro_report,
+    )
+
+
+def _json_bytes(payload: dict) -> bytes:
+    return (
+        json.dumps(payload, indent=2, sort_keys=True, default=_json_default) + "\n"
+    ).encode()
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _io_quantization(details: list[dict], names: list[str]) -> list[dict]:
+    result = []
+    for name, d in zip(names, details, strict=False):
+        scale, zero_point = d["quantization"]
+        result.append(
+            {
+                "name": name,
+                "dtype": np.dtype(d["dtype"]).name,
+                "shape": [int(s) for s in d["shape_signature"]],
+                "scale": float(scale),
+                "zero_point": int(zero_point),
+            }
+        )
+    return result
+
+
+def _float_ops(edge) -> list[str]:
+    """Ops of an int8 model that compute in float (their inputs are float32)."""
+    tensors = {t["index"]: t for t in edge.interpreter.get_tensor_details()}
+    floats = set()
+    for op in edge.interpreter._get_ops_details():
+        if op["op_name"] in ("DEQUANTIZE", "QUANTIZE"):
+            continue
+        for index in op["inputs"]:
+            if index >= 0 and np.dtype(tensors[index]["dtype"]) == np.float32:
+                floats.add(op["op_name"])
+    return sorted(floats)
+
+
+def _tf_specs(specs, time_steps=None, step=False):
+    import tensorflow as tf
+
+    result = []
+    for spec in specs:
+        shape = list(spec.shape)
+        if step:
+            shape = shape[1:]
+        elif shape and shape[0] is None and time_steps is not None:
+            shape[0] = time_steps
+        result.append(
+            tf.TensorSpec([1, *shape], getattr(tf, spec.dtype), name=spec.name)
+        )
+    return result
+
+
+def _has_time_axis(spec) -> bool:
+    return len(spec.shape) >= 1
+
+
+def _build_sequence(keras_model, specs, quantize, samples):
+    import tensorflow as tf
+    from rnnkit.exporters.lowering import LoweringOptions, lower_sequence
+
+    def make(options):
+        fn, report = lower_sequence(keras_model, options)
+
+        def serve(*inputs):
+            outputs = fn(list(inputs))
+            return {
+                f"output_{i}": tf.cast(o, tf.float32) if o.dtype != tf.float32 else o
+                for i, o in enumerate(outputs)
+            }
+
+        return serve, report
+
+    options = LoweringOptions()
+    serve, report = make(options)
+    tf_specs = _tf_specs(specs)
+    tf.function(
+        serve, input_signature=tf_specs, autograph=False
+    ).get_concrete_function()
+    loops = [entry for entry in report.layers if entry["lowered_to"] == "while_loop"]
+    time_steps = None
+    if quantize == "int8" and loops:
+        # The converter cannot quantize a WHILE body (it crashes); unroll to the
+        # calibration length instead, with masking done inside the graph.
+        time_steps = int(samples[0].shape[1])
+        logger.info(
+            "int8: unrolling %s over %d steps (the length of the representative "
+            "data); for a graph that does not grow with length, export the "
+            "streaming form.",
+            ", ".join(e["layer"] for e in loops),
+            time_steps,
+        )
+        options = LoweringOptions(time_steps=time_steps)
+        serve, report = make(options)
+        tf_specs = _tf_specs(specs, time_steps=time_steps)
+        tf.function(
+            serve, input_signature=tf_specs, autograph=False
+        ).get_concrete_function()
+    strip = report.uses_mask and time_steps is None
+
+    def representative():
+        for i in range(min(samples[0].shape[0], 200)):
+            row = [a[i : i + 1] for a in samples]
+            row = (
+                _strip_row(row, strip, specs)
+                if time_steps is None
+                else _fit_length(row, time_steps)
+            )
+            yield {spec.name: array for spec, array in zip(specs, row, strict=False)}
+
+    model_bytes = _convert(
+        serve, tf_specs, quantize, representative if samples else None, keras_model
+    )
+    info = {
+        "form": "sequence",
+        "time_steps": time_steps,
+        "padding_value": PADDING_VALUE if report.uses_mask else None,
+        "input_names": [s.name for s in specs],
+        "output_names": [f"output_{i}" for i in range(len(keras_model.outputs))],
+        "input_dtypes": [s.dtype for s in specs],
+        "num_data_inputs": len(specs),
+        "lowered": list(report.layers),
+    }
+    return model_bytes, info
+
+
+def _build_streaming(keras_model, specs, quantize, samples):
+    import tensorflow as tf
+    from rnnkit.exporters.lowering import discover_step_states, lower_step
+
+    for spec in specs:
+        if len(spec.shape) < 1:
+            raise UsageError(
+                "A streaming export needs inputs with a time axis, shape (batch, "
+                f"time, ...). Received: {spec.name} of shape (batch, {spec.shape})"
+            )
+    step_specs = _tf_specs(specs, step=True)
+    zeros = [tf.zeros(s.shape, s.dtype) for s in step_specs]
+    layout = discover_step_states(keras_model, zeros)
+    state_sizes = [size for _, sizes in layout for size in sizes]
+    if not state_sizes:
+        raise ExportError(
+            "The model has no recurrent layer to stream. Expected at least one "
+            "keras.layers.LSTM/GRU/SimpleRNN or rnnkit RecurrentStack. Received: "
+            f"{[type(layer).__name__ for layer in keras_model.layers]}"
+        )
+    state_specs = [
+        tf.TensorSpec([1, size], tf.float32, name=f"state_{i}")
+        for i, size in enumerate(state_sizes)
+    ]
+    fn, report = lower_step(keras_model, layout)
+    num_inputs = len(specs)
+    num_outputs = len(keras_model.outputs)
+
+    def serve(*tensors):
+        outputs, new_states = fn(list(tensors[:num_inputs]), list(tensors[num_inputs:]))
+        result = {f"output_{i}": tf.cast(o, tf.float32) for i, o in enumerate(outputs)}
+        for i, state in enumerate(new_states):
+            result[f"new_state_{i}"] = state
+        return result
+
+    step_fn = tf.function(
+        serve, input_signature=step_specs + state_specs, autograph=False
+    )
+
+    def representative():
+        count = 0
+        for i in range(samples[0].shape[0]):
+            states = [np.zeros((1, size), np.float32) for size in state_sizes]
+            for t in range(samples[0].shape[1]):
+                x_t = [a[i : i + 1, t] for a in samples]
+                feed = {spec.name: x for spec, x in zip(specs, x_t, strict=False)}
+                feed.update(
+                    {s.name: v for s, v in zip(state_specs, states, strict=False)}
+                )
+                yield feed
+                result = step_fn(*x_t, *states)
+                states = [result[f"new_state_{k}"].numpy() for k in range(len(states))]
+                count += 1
+                if count >= 500:
+                    return
+
+    model_bytes = _convert(
+        serve,
+        step_specs + state_specs,
+        quantize,
+        representative if samples else None,
+        keras_model,
+    )
+    info = {
+        "form": "streaming",
+        "time_steps": None,
+        "padding_value": None,
+        "input_names": [s.name for s in specs] + [s.name for s in state_specs],
+        "output_names": [f"output_{i}" for i in range(num_outputs)]
+        + [f"new_state_{i}" for i in range(len(state_sizes))],
+        "input_dtypes": [s.dtype for s in specs] + ["float32"] * len(state_sizes),
+        "num_data_inputs": num_inputs,
+        "states": [{"layer": name, "sizes": sizes} for name, sizes in layout],
+        "state_sizes": state_sizes,
+        "lowered": list(report.layers),
+    }
+    return model_bytes, info
+
+
+def _parity(keras_model, edge, held_out, quantize, streaming) -> dict:
+    """Max abs difference between the file (via EdgeModel) and Keras."""
+    if held_out is None:
+        return {"max_abs_diff": None, "samples": 0, "note": "no held-out data given"}
+    count = min(held_out[0].shape[0], 16)
+    inputs = [a[:count] for a in held_out]
+    expected = keras_model(inputs if len(inputs) > 1 else inputs[0], training=False)
+    expected = [
+        np.asarray(e)
+        for e in (expected if isinstance(expected, (list, tuple)) else [expected])
+    ]
+    got = edge.run(*inputs)
+    diffs = []
+    for want, have in zip(expected, got, strict=False):
+        if streaming and have.ndim == want.ndim + 1:
+            # A many-to-one model streamed: its answer is the last step's output.
+            have = have[:, -1]
+        if want.shape != have.shape:
+            # Stripped padding makes sequence outputs shorter; compare real steps.
+            steps = min(want.shape[1], have.shape[1])
+            want, have = want[:, :steps], have[:, :steps]
+        diffs.append(float(np.max(np.abs(want - have))))
+    return {
+        "max_abs_diff": max(diffs),
+        "max_abs_diff_per_output": diffs,
+        "samples": count,
+        "compared_with": "Keras model on held-out inputs",
+    }

@@ -1,0 +1,183 @@
+"""TFLite Micro: run a model in the `tflite-micro` interpreter and write C arrays.
+
+The TFLM Python interpreter kills its process with a segfault on some bad files,
+so every check runs in a child process; the caller only reads its JSON answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+# Run in the child: find the smallest arena that allocates (binary search), then
+# invoke once on zero inputs and report the output shapes.
+_CHILD = r"""
+import json, sys
+import numpy as np
+from tflite_micro import runtime
+
+data = open(sys.argv[1], "rb").read()
+interpreter = runtime.Interpreter.from_bytes(data, arena_size=max(64 * 1024, 10 * len(data)))
+rng = np.random.default_rng(0)
+inputs = []
+for index in range(int(sys.argv[3])):
+    details = interpreter.get_input_details(index)
+    dtype = np.dtype(details["dtype"])
+    if dtype.kind == "f":
+        value = rng.normal(size=details["shape"]).astype(dtype)
+    else:
+        value = rng.integers(-20, 20, size=details["shape"]).astype(dtype)
+    interpreter.set_input(value, index)
+    inputs.append(value)
+interpreter.invoke()
+outputs = [interpreter.get_output(index) for index in range(int(sys.argv[4]))]
+np.savez(sys.argv[2], *inputs, *outputs)
+sys.stdout.flush()
+interpreter.print_allocations()
+"""
+_ARENA = re.compile(r"Arena allocation total (\d+) bytes")
+
+
+def run_in_micro(model_bytes: bytes, timeout_s: float = 120.0) -> dict:
+    """Checks `model_bytes` in TFLite Micro in a child process.
+
+    The child runs the model once on seeded inputs; the same inputs then go
+    through LiteRT here, and the largest output difference is reported (in
+    the output's own units: quantized steps for int8).
+
+    Returns:
+        {"runs": True, "arena_bytes": int, "max_diff_vs_litert": float} or
+        {"runs": False, "error": ...}.
+    """
+    from rnnkit.edge.runtime import load_interpreter_class
+
+    interpreter = load_interpreter_class()(model_content=model_bytes)
+    interpreter.allocate_tensors()
+    input_details = interpreter.get_input_details()
+    output_details = interpreter.get_output_details()
+    if any(-1 in list(d["shape_signature"]) for d in input_details):
+        return {
+            "runs": False,
+            "error": "TFLite Micro needs static shapes; this file has a dynamic "
+            "axis (export the streaming form for microcontrollers)",
+        }
+    with tempfile.TemporaryDirectory(prefix="rnnkit_micro_") as folder:
+        model_file = Path(folder) / "model.tflite"
+        model_file.write_bytes(model_bytes)
+        arrays_file = Path(folder) / "arrays.npz"
+        try:
+            completed = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    _CHILD,
+                    str(model_file),
+                    str(arrays_file),
+                    str(len(input_details)),
+                    str(len(output_details)),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+            )
+        except subprocess.TimeoutExpired:
+            return {"runs": False, "error": f"timed out after {timeout_s:.0f} s"}
+        if completed.returncode != 0:
+            reason = (
+                f"killed by signal {-completed.returncode}"
+                if completed.returncode < 0
+                else f"exit status {completed.returncode}"
+            )
+            tail = (completed.stderr.strip() or completed.stdout.strip()).splitlines()
+            return {
+                "runs": False,
+                "error": f"TFLite Micro {reason}: {(tail or [''])[-1][:300]}",
+            }
+        arrays = np.load(arrays_file)
+        values = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+    micro_inputs = values[: len(input_details)]
+    micro_outputs = values[len(input_details) :]
+    # TFLM's input order is the subgraph's; LiteRT's details are in the same order.
+    for details, value in zip(input_details, micro_inputs, strict=True):
+        interpreter.set_tensor(details["index"], value)
+    interpreter.invoke()
+    diff = 0.0
+    for details, value in zip(output_details, micro_outputs, strict=True):
+        reference = interpreter.get_tensor(details["index"]).astype(np.float64)
+        diff = max(diff, float(np.max(np.abs(reference - value.astype(np.float64)))))
+    match = _ARENA.search(completed.stdout + completed.stderr)
+    return {
+        "runs": True,
+        "arena_bytes": int(match.group(1)) if match else None,
+        "max_diff_vs_litert": diff,
+    }
+
+
+def c_array_sources(model_bytes: bytes, name: str) -> tuple[str, str]:
+    """(header, source) text that holds the model bytes for firmware."""
+    symbol = re.sub(r"\W", "_", name)
+    if symbol[:1].isdigit():
+        symbol = f"m_{symbol}"
+    guard = f"RNNKIT_{symbol.upper()}_H_"
+    header = (
+        f"// Generated by rnnkit export: the model bytes of {name}.tflite.\n"
+        f"#ifndef {guard}\n#define {guard}\n\n"
+        f"extern const unsigned char g_{symbol}_model[];\n"
+        f"extern const unsigned int g_{symbol}_model_len;\n\n#endif  // {guard}\n"
+    )
+    rows = []
+    for start in range(0, len(model_bytes), 12):
+        chunk = model_bytes[start : start + 12]
+        rows.append("    " + ", ".join(f"0x{byte:02x}" for byte in chunk) + ",")
+    source = (
+        f'#include "{name}.h"\n\n'
+        "// TFLite Micro reads tensors in place, so keep the model 16-byte aligned.\n"
+        f"alignas(16) const unsigned char g_{symbol}_model[] = {{\n"
+        + "\n".join(rows)
+        + "\n};\n"
+        f"const unsigned int g_{symbol}_model_len = {len(model_bytes)};\n"
+    )
+    return header, source
+
+
+def check_micro(model_bytes: bytes, path: Path, quantize: str, info: dict) -> dict:
+    """The `micro=True` step of an export: TFLM check, arena size, C files.
+
+    Returns:
+        The report stored in the parity file under "micro".
+    """
+    from rnnkit.exporters.export import atomic_write
+
+    report = run_in_micro(model_bytes)
+    lowered = {entry["lowered_to"] for entry in info.get("lowered", [])}
+    if info.get("form") == "sequence" and lowered & {"while_loop", "unrolled"}:
+        report["advice"] = (
+            "GRU/SimpleRNN full-sequence graphs are a WHILE loop (float) or grow with "
+            "the sequence length (int8); for a microcontroller export the streaming "
+            "form: `streaming=True` / `rnnkit export --streaming --quantize int8 "
+            "--micro`."
+        )
+    if quantize != "int8":
+        report.setdefault(
+            "note", "TFLite Micro is meant for int8 files; this one is " + quantize
+        )
+    header, source = c_array_sources(model_bytes, path.stem)
+    header_path = path.with_name(path.stem + ".h")
+    source_path = path.with_name(path.stem + ".cc")
+    atomic_write(header_path, header.encode())
+    atomic_write(source_path, source.encode())
+    report["c_header"] = str(header_path)
+    report["c_source"] = str(source_path)
+    if report.get("runs"):
+        logger.info("TFLite Micro: runs, tensor arena %d bytes", report["arena_bytes"])
+    else:
+        logger.warning("TFLite Micro: does not run (%s)", report.get("error"))
+    return report
