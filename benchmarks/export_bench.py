@@ -11,7 +11,9 @@ Run: .venv/bin/python benchmarks/export_bench.py   (about 10 minutes on 2 cores)
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -161,6 +163,59 @@ print(json.dumps({"runs": True, "ops": ops, "size": size, "error": error,
 """
 
 
+_QUANT_CHOICE = rf"""
+import json, os, sys, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np, keras
+from ai_edge_litert.interpreter import Interpreter
+from rnnkit.exporters import export_model
+folder = sys.argv[1]
+keras.utils.set_random_seed(0)
+rng = np.random.default_rng(0)
+cal = rng.normal(size=(32, {STEPS}, {FEATURES})).astype(np.float32)
+test = rng.normal(size=(8, {STEPS}, {FEATURES})).astype(np.float32)
+rows, runners = [], []
+for kind in ("lstm", "gru", "simple_rnn"):
+    layer = {{"gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}}.get(kind, keras.layers.LSTM)
+    inputs = keras.Input((None, {FEATURES}))
+    model = keras.Model(inputs, keras.layers.Dense({CLASSES})(layer({UNITS})(inputs)))
+    for form in ("sequence", "streaming"):
+        for quantize in ("float32", "dynamic", "int8"):
+            out = os.path.join(folder, f"q_{{kind}}_{{form}}_{{quantize}}.tflite")
+            r = export_model(model, out, quantize=quantize, representative_data=cal,
+                             validation_data=test, streaming=form == "streaming")
+            it = Interpreter(model_path=out, num_threads=1)
+            details = it.get_input_details()
+            if form == "sequence" and -1 in list(details[0]["shape_signature"]):
+                it.resize_tensor_input(details[0]["index"], [1, {STEPS}, {FEATURES}])
+            it.allocate_tensors()
+            for d in it.get_input_details():
+                # Real inputs and non-zero states: hybrid (dynamic) kernels skip
+                # all-zero vectors, so zeros would flatter them.
+                if "input_0" in d["name"]:
+                    value = test[0][None] if form == "sequence" else test[0, 10][None]
+                else:
+                    value = rng.uniform(-0.5, 0.5, size=d["shape"]).astype(np.float32)
+                if d["dtype"] == np.int8:
+                    scale, zero = d["quantization"]
+                    value = np.clip(np.round(value / scale + zero), -128, 127)
+                it.set_tensor(d["index"], value.astype(d["dtype"]))
+            for _ in range(20):
+                it.invoke()
+            rows.append(dict(model=kind, form=form, quant=quantize, size=r.size_bytes,
+                             error=r.parity["max_abs_diff"], times=[]))
+            runners.append(it)
+# Interleaved rounds, so the load of a shared machine falls on every file alike.
+for _ in range(200):
+    for row, it in zip(rows, runners):
+        start = time.perf_counter(); it.invoke(); row["times"].append(time.perf_counter() - start)
+for row in rows:
+    steps = {STEPS} if row["form"] == "streaming" else 1
+    row["ms"] = 1000 * steps * float(np.median(row.pop("times")))
+print(json.dumps({{"runs": True, "rows": rows}}))
+"""
+
+
 def _child(code: str, *args: str, timeout: int = 900) -> dict:
     done = subprocess.run(
         [sys.executable, "-c", code, *args],
@@ -176,25 +231,95 @@ def _child(code: str, *args: str, timeout: int = 900) -> dict:
     return json.loads(lines[-1])
 
 
-def main() -> None:
-    rows = []
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quantization-only",
+        action="store_true",
+        help="measure only the quantization-choice table; keep the existing path "
+        "table of benchmarks/results/export.md",
+    )
+    args = parser.parse_args(argv)
+    rows = None
     with tempfile.TemporaryDirectory(prefix="export_bench_") as folder:
-        for kind in MODELS:
-            keras_ms = _child(_PREPARE, folder, kind).get("keras_ms", float("nan"))
-            paths = ["rnnkit"]
-            if kind != "bilstm":  # a bidirectional model has no streaming form
-                paths.append("rnnkit_stream")
-            paths += ["keras3", "tf_keras"]
-            for path in paths:
-                for quantize in ("float32", "int8"):
-                    result = _child(_CANDIDATE, folder, kind, path, quantize)
-                    rows.append((kind, path, quantize, keras_ms, result))
-                    print(kind, path, quantize, result, flush=True)
-                    # Rewritten after every row, so an interrupted run keeps its rows.
-                    _write(rows)
+        if not args.quantization_only:
+            rows = []
+            for kind in MODELS:
+                keras_ms = _child(_PREPARE, folder, kind).get("keras_ms", float("nan"))
+                paths = ["rnnkit"]
+                if kind != "bilstm":  # a bidirectional model has no streaming form
+                    paths.append("rnnkit_stream")
+                paths += ["keras3", "tf_keras"]
+                for path in paths:
+                    for quantize in ("float32", "int8"):
+                        result = _child(_CANDIDATE, folder, kind, path, quantize)
+                        rows.append((kind, path, quantize, keras_ms, result))
+                        print(kind, path, quantize, result, flush=True)
+                        # Rewritten after every row, so an interrupted run keeps
+                        # its rows.
+                        _write(rows)
+        choice = _child(_QUANT_CHOICE, folder)
+    _write(rows, choice)
 
 
-def _write(rows) -> None:
+def _quantization_table(choice: dict) -> str:
+    if not choice.get("runs"):
+        return f"Quantization choice: not measured ({choice.get('error_text')})."
+    lines = [
+        "| model | form | quant | size (KB) | size vs float32 | max abs err | "
+        "invoke ms per sequence | vs float32 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    base = {
+        (r["model"], r["form"]): r for r in choice["rows"] if r["quant"] == "float32"
+    }
+    for r in choice["rows"]:
+        b = base[(r["model"], r["form"])]
+        lines.append(
+            f"| {r['model']} | {r['form']} | {r['quant']} | {r['size'] / 1024:.1f} | "
+            f"{r['size'] / b['size']:.2f}x | {r['error']:.2e} | {r['ms']:.3f} | "
+            f"{r['ms'] / b['ms']:.2f}x |"
+        )
+    return (
+        "### Quantization choice: speed vs size\n\n"
+        f"Same {UNITS}-unit many-to-one models, exported by rnnkit in one process; "
+        "latency = median of 200 interpreter `invoke()` calls on 1 thread, "
+        "interleaved across all files (streaming: one step x "
+        f"{STEPS}), real inputs and non-zero states, no Python (de)quantization "
+        "in the timing. Error vs Keras is the parity report's figure.\n\n"
+        + "\n".join(lines)
+    )
+
+
+def _previous_path_table() -> str:
+    """The path table of the last full run (for --quantization-only)."""
+    from common import RESULTS_DIR
+
+    path = RESULTS_DIR / "export.md"
+    if not path.exists():
+        return "(no full run recorded yet)"
+    text = path.read_text()
+    body = text.split("\n\n", 2)[-1].split("### Quantization choice")[0].strip()
+    if not body.startswith("Path table from"):
+        date = re.search(r"^- date: (\S+)", text, re.MULTILINE)
+        body = (
+            f"Path table from the full run of {date.group(1) if date else '?'} "
+            "(this run re-measured only the quantization choice).\n\n" + body
+        )
+    return body
+
+
+def _write(rows, choice: dict | None = None) -> None:
+    if rows is None:
+        body = _previous_path_table()
+    else:
+        body = _path_table(rows)
+    if choice is not None:
+        body += "\n\n" + _quantization_table(choice)
+    write_section("export", "Export paths: Keras 3 vs tf_keras vs rnnkit", body)
+
+
+def _path_table(rows) -> str:
     lines = [
         "| model | path | quant | runs on LiteRT | size (KB) | max abs err | "
         "latency ms (1 thread) | Keras predict_on_batch ms | ops |",
@@ -219,7 +344,7 @@ def _write(rows) -> None:
         f"stepped {STEPS} times from Python (per-step call overhead included).\n\n"
         + "\n".join(lines)
     )
-    write_section("export", "Export paths: Keras 3 vs tf_keras vs rnnkit", body)
+    return body
 
 
 if __name__ == "__main__":

@@ -43,13 +43,34 @@ class ExportResult:
     micro: dict | None = None
 
 
+def _default_file_mode() -> int:
+    """0o666 less the process umask: the mode `open()` would give a new file."""
+    try:
+        # Linux reports the umask without changing it (no race with other threads).
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    # Elsewhere os.umask can only be read by setting it; set it back at once.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Writes `data` to `path` through a temporary file in the same folder."""
+    """Writes `data` to `path` through a temporary file in the same folder.
+
+    The file gets the mode a plain `open()` would give it (0644 under the usual
+    umask), not the 0600 of `mkstemp`: exported models are meant to be shared.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
+            os.fchmod(stream.fileno(), _default_file_mode())
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -563,23 +584,40 @@ def _build_streaming(keras_model, specs, quantize, samples):
     return model_bytes, info
 
 
+def _masks_padding(model) -> bool:
+    """Whether the model masks padding (Embedding(mask_zero=True) or Masking)."""
+    import keras
+
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.Model) and _masks_padding(layer):
+            return True
+        if isinstance(layer, keras.layers.Embedding) and layer.mask_zero:
+            return True
+        if isinstance(layer, keras.layers.Masking):
+            return True
+    return False
+
+
+def _keras_outputs(keras_model, inputs) -> list[np.ndarray]:
+    expected = keras_model(inputs if len(inputs) > 1 else inputs[0], training=False)
+    return [
+        np.asarray(e)
+        for e in (expected if isinstance(expected, (list, tuple)) else [expected])
+    ]
+
+
 def _parity(keras_model, edge, held_out, quantize, streaming) -> dict:
     """Max abs difference between the file (via EdgeModel) and Keras."""
     if held_out is None:
         return {"max_abs_diff": None, "samples": 0, "note": "no held-out data given"}
     count = min(held_out[0].shape[0], 16)
     inputs = [a[:count] for a in held_out]
-    expected = keras_model(inputs if len(inputs) > 1 else inputs[0], training=False)
-    expected = [
-        np.asarray(e)
-        for e in (expected if isinstance(expected, (list, tuple)) else [expected])
-    ]
+    if streaming:
+        return _streaming_parity(keras_model, edge, inputs)
+    expected = _keras_outputs(keras_model, inputs)
     got = edge.run(*inputs)
     diffs = []
     for want, have in zip(expected, got, strict=False):
-        if streaming and have.ndim == want.ndim + 1:
-            # A many-to-one model streamed: its answer is the last step's output.
-            have = have[:, -1]
         if want.shape != have.shape:
             # Stripped padding makes sequence outputs shorter; compare real steps.
             steps = min(want.shape[1], have.shape[1])
@@ -591,3 +629,57 @@ def _parity(keras_model, edge, held_out, quantize, streaming) -> dict:
         "samples": count,
         "compared_with": "Keras model on held-out inputs",
     }
+
+
+def _streaming_parity(keras_model, edge, inputs) -> dict:
+    """Steps the one-step file through each held-out row and compares like with like.
+
+    A sequence output (batch, time, ...) is compared step by step with the Keras
+    sequence. A many-to-one output has no time axis: the step output after
+    step t is the answer for the prefix x[:, :t+1], so the last step is compared
+    with Keras on the whole row. Rows of a masked model are stepped over their
+    real (unpadded) steps only, since a one-step model has no mask: a device
+    stops feeding at the end of the input instead.
+    """
+    pad = PADDING_VALUE if _masks_padding(keras_model) else None
+    expected = _keras_outputs(keras_model, inputs)
+    diffs = [0.0] * len(expected)
+    for row in range(inputs[0].shape[0]):
+        arrays = [a[row : row + 1] for a in inputs]
+        steps = arrays[0].shape[1]
+        if pad is not None:
+            lengths = [
+                _unpadded_length(a[0], pad)
+                for a in arrays
+                if np.issubdtype(a.dtype, np.integer) and a.ndim >= 2
+            ]
+            if lengths:
+                steps = max(max(lengths), 1)
+        stream = edge.stream()
+        outputs = [stream.step_all(*[a[0, t] for a in arrays]) for t in range(steps)]
+        for k, want in enumerate(expected):
+            want = want[row : row + 1]
+            have = np.stack([o[k] for o in outputs], axis=1)
+            if have.ndim == want.ndim + 1:
+                have = have[:, -1]  # many-to-one: the answer after the last step
+            else:
+                want = want[:, :steps]
+            diffs[k] = max(diffs[k], float(np.max(np.abs(want - have))))
+    return {
+        "max_abs_diff": max(diffs),
+        "max_abs_diff_per_output": diffs,
+        "samples": inputs[0].shape[0],
+        "compared_with": (
+            "Keras model on held-out inputs; the file stepped over each row"
+            + (" (trailing padding not fed)" if pad is not None else "")
+            + "; sequence outputs compared at every step, outputs without a time "
+            "axis (many-to-one) at the row's last step"
+        ),
+    }
+
+
+def _unpadded_length(row: np.ndarray, pad) -> int:
+    """Length of `row` (time first) without its trailing padding steps."""
+    flat = row.reshape(row.shape[0], -1)
+    real = np.nonzero(np.any(flat != pad, axis=1))[0]
+    return int(real[-1]) + 1 if real.size else 0
