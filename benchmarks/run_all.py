@@ -17,7 +17,19 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 BENCHMARKS = {
-    "long_range": ["long_range_bench.py", "--max-minutes", "60"],
+    "long_range": [
+        "long_range_bench.py",
+        "--samples",
+        "6000",
+        "--epochs",
+        "20",
+        "--units",
+        "32",
+        "--lengths",
+        "10",
+        "40",
+        "100",
+    ],
     "cudnn": ["cudnn_bench.py"],
     "export": ["export_bench.py"],
     "sentiment": [
