@@ -6,7 +6,7 @@ process (a crashing converter cannot take the others down); every row reports wh
 LiteRT runs the file, its ops, size, max abs error vs Keras and the median latency of
 one sequence on 1 thread, next to Keras `predict_on_batch` on the same input.
 
-Run: .venv/bin/python benchmarks/export_bench.py   (about 10 minutes on 2 cores)
+Run: .venv/bin/python benchmarks/export_bench.py   (about 6-7 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -94,12 +95,15 @@ if path == "keras3":
         convert(tf.lite.TFLiteConverter.from_keras_model(model))
 elif path == "tf_keras":
     # No Keras 3 in this process: the legacy fusion path needs tf_keras alone,
-    # and the converter must see tf.keras as tf_keras.
+    # and the converter must see tf.keras as tf_keras (set before TF is imported).
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     import tf_keras, tensorflow as tf
     stored = np.load(base + "_weights.npz")
     weights = [stored[f"arr_{i}"] for i in range(len(stored.files))]
-    inputs = tf_keras.Input((calibration.shape[1], calibration.shape[2]))
+    # A static batch of 1 (the batch of every exported file here): with a batch
+    # of None the converter does not fuse the layer's `lstm_*` function and
+    # fails lowering its TensorList loop ("Lowering tensor list ops is failed").
+    inputs = tf_keras.Input((calibration.shape[1], calibration.shape[2]), batch_size=1)
     if kind == "bilstm":
         x = tf_keras.layers.Bidirectional(tf_keras.layers.LSTM(64))(inputs)
     elif kind == "lstm2":
@@ -226,7 +230,11 @@ def _child(code: str, *args: str, timeout: int = 900) -> dict:
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["?"])[-1]
-        reason = f"signal {-done.returncode}" if done.returncode < 0 else tail
+        if done.returncode < 0:
+            name = signal.Signals(-done.returncode).name
+            reason = f"process killed by signal {-done.returncode} ({name})"
+        else:
+            reason = tail
         return {"runs": False, "error_text": reason[:120]}
     return json.loads(lines[-1])
 
@@ -341,8 +349,12 @@ def _path_table(rows) -> str:
         f"Seeded models, {UNITS} units, {STEPS} steps x {FEATURES} features, Dense("
         f"{CLASSES}) on the last output; error vs Keras on 8 held-out sequences; latency "
         "= median of 30 single-sequence runs. `rnnkit_stream` is the one-step file "
-        f"stepped {STEPS} times from Python (per-step call overhead included).\n\n"
-        + "\n".join(lines)
+        f"stepped {STEPS} times from Python (per-step call overhead included). "
+        "`tf_keras`: the same weights in a tf_keras model with a static batch of 1 "
+        "(`tf_keras.Input(..., batch_size=1)`, TF_USE_LEGACY_KERAS=1), converted by "
+        "`TFLiteConverter.from_keras_model` with builtin ops only; a signal means "
+        "the child process died (for int8 GRU/SimpleRNN: a segfault in the "
+        "converter's int8 calibration of the WHILE loop).\n\n" + "\n".join(lines)
     )
     return body
 
