@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.errors import ExportError, UsageError
+from rnnkit.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -41,41 +42,6 @@ class ExportResult:
     ops: list[str]
     size_bytes: int
     micro: dict | None = None
-
-
-def _default_file_mode() -> int:
-    """0o666 less the process umask: the mode `open()` would give a new file."""
-    try:
-        # Linux reports the umask without changing it (no race with other threads).
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except OSError:
-        pass
-    # Elsewhere os.umask can only be read by setting it; set it back at once.
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Writes `data` to `path` through a temporary file in the same folder.
-
-    The file gets the mode a plain `open()` would give it (0644 under the usual
-    umask), not the 0600 of `mkstemp`: exported models are meant to be shared.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            os.fchmod(stream.fileno(), _default_file_mode())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def sibling(path: Path, suffix: str) -> Path:

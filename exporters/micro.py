@@ -154,7 +154,7 @@ def check_micro(model_bytes: bytes, path: Path, quantize: str, info: dict) -> di
     Returns:
         The report stored in the parity file under "micro".
     """
-    from rnnkit.exporters.export import atomic_write
+    from rnnkit.files import atomic_write
 
     report = run_in_micro(model_bytes)
     lowered = {entry["lowered_to"] for entry in info.get("lowered", [])}

@@ -40,6 +40,7 @@ import keras
 import numpy as np
 
 from rnnkit.errors import UsageError
+from rnnkit.files import atomic_save
 
 logger = logging.getLogger(__name__)
 
@@ -208,12 +209,6 @@ def vanishing_ratio(norms) -> float:
     return float(norms[0] / max(norms[-1], 1e-30))
 
 
-def _atomic_write(path: Path, write) -> None:
-    temporary = path.with_name(path.name + ".tmp" + path.suffix)
-    write(temporary)
-    os.replace(temporary, path)
-
-
 def plot_gradient_curves(
     curves: dict[str, np.ndarray], path: str | os.PathLike, title: str = ""
 ) -> Path:
@@ -233,7 +228,7 @@ def plot_gradient_curves(
     axis.set_title(title or "Gradient of the loss w.r.t. the hidden state")
     axis.legend()
     figure.tight_layout()
-    _atomic_write(path, lambda p: figure.savefig(p, dpi=100, format="png"))
+    atomic_save(path, lambda p: figure.savefig(p, dpi=100, format="png"))
     plt.close(figure)
     return path
 
@@ -297,7 +292,7 @@ class GradientDiagnostic(keras.callbacks.Callback):
             "json": self.out_dir / f"{self.name}.json",
             "png": self.out_dir / f"{self.name}.png",
         }
-        _atomic_write(
+        atomic_save(
             paths["npz"],
             lambda p: np.savez(p, norms=norms, epochs=np.asarray(self.epochs)),
         )
@@ -307,7 +302,7 @@ class GradientDiagnostic(keras.callbacks.Callback):
             "norms": norms.tolist(),
             "vanishing_ratio": [vanishing_ratio(n) for n in self.norms],
         }
-        _atomic_write(paths["json"], lambda p: p.write_text(json.dumps(payload)))
+        atomic_save(paths["json"], lambda p: p.write_text(json.dumps(payload)))
         self._plot(norms, paths["png"])
         return paths
 
@@ -337,5 +332,5 @@ class GradientDiagnostic(keras.callbacks.Callback):
         curves.set_title(self.name)
         curves.legend(fontsize="small")
         figure.tight_layout()
-        _atomic_write(path, lambda p: figure.savefig(p, dpi=100, format="png"))
+        atomic_save(path, lambda p: figure.savefig(p, dpi=100, format="png"))
         plt.close(figure)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.edge import music as edge_music
+from rnnkit.files import save_figure
 
 SAMPLE_RATE = 22050
 # Relative amplitudes of harmonics 1..4: a mellow, organ-like tone.
@@ -136,8 +137,5 @@ def plot_piano_roll(
         return figure
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.stem + ".tmp.png")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    os.replace(temporary, path)
+    save_figure(figure, path, dpi=100)
     return path

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.errors import UsageError
+from rnnkit.files import save_figure
 
 # Spellings of the SST labels that a user's file may use instead of the names.
 _LABEL_ALIASES = {
@@ -149,8 +150,5 @@ def plot_confusion_matrix(
     axis.set_title(title)
     figure.tight_layout()
     path = Path(path)
-    temporary = path.with_name(path.stem + ".tmp.png")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    os.replace(temporary, path)
+    save_figure(figure, path, dpi=100)
     return path

@@ -46,6 +46,7 @@ from rnnkit.apps.sentiment.predict import (
 
 from rnnkit.edge.text import OOV_ID, PAD_ID, WordTokenizer
 from rnnkit.errors import UsageError
+from rnnkit.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -150,12 +151,6 @@ def get_preset(name: str) -> Preset:
             f"Unknown preset. Expected one of {sorted(PRESETS)}. Received: {name!r}"
         )
     return PRESETS[name]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 class LengthBatches:
@@ -347,8 +342,8 @@ def train(
         "max_length": tokenizer.max_length,
         "preset": preset.to_dict(),
     }
-    _atomic_write(out_dir / INFO_FILE, json.dumps(info, indent=2))
-    _atomic_write(
+    atomic_write(out_dir / INFO_FILE, json.dumps(info, indent=2))
+    atomic_write(
         out_dir / EXPORT_METADATA_FILE, json.dumps(tflite_metadata(info, tokenizer))
     )
     representative = _representative(tokenizer, train_set, preset.seed)
@@ -374,7 +369,7 @@ def train(
         curves=history,
         preset=preset.to_dict(),
     )
-    _atomic_write(out_dir / "metrics.json", json.dumps(metrics, indent=2))
+    atomic_write(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     logger.info(
         "Dev accuracy %.2f%%, macro-F1 %.4f (%s preset, %.0f s). Run folder: %s",
         100 * metrics["accuracy"],

@@ -16,6 +16,7 @@ import numpy as np
 from rnnkit.apps.translation.data import Pair, read_parallel
 
 from rnnkit.edge import translate as edge
+from rnnkit.files import save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +115,5 @@ def plot_attention(
     axis.set_ylabel("translation")
     axis.set_title(title or translation.text, fontsize=9)
     figure.tight_layout()
-    temporary = path.with_name(path.stem + ".tmp.png")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    os.replace(temporary, path)
+    save_figure(figure, path, dpi=100)
     return path

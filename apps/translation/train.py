@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -28,6 +27,7 @@ from rnnkit.apps.translation import data as data_lib
 
 from rnnkit.edge import translate as edge
 from rnnkit.errors import UsageError
+from rnnkit.files import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -137,12 +137,6 @@ def get_preset(name: str, **overrides) -> Preset:
     preset = PRESETS[name]
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return dataclasses.replace(preset, **overrides) if overrides else preset
-
-
-def _atomic_json(path: Path, payload: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
-    os.replace(temporary, path)
 
 
 def encode_pairs(
@@ -381,7 +375,7 @@ def train(
         "source_vocab_fingerprint": source_vocab.fingerprint,
         "target_vocab_fingerprint": target_vocab.fingerprint,
     }
-    _atomic_json(out_dir / METADATA_FILE, metadata)
+    atomic_write_json(out_dir / METADATA_FILE, metadata, ensure_ascii=False)
 
     translator = model_lib.KerasTranslator.from_dir(out_dir)
     # A seeded sample: the split keeps spa.txt's by-length order, so the first
@@ -414,7 +408,7 @@ def train(
         # spa.txt is sorted by length: a seeded sample calibrates on every length.
         rows = np.random.default_rng(preset.seed).permutation(len(x_src))[:200]
         metrics["export"] = export_translator(translator, out_dir, x_src[np.sort(rows)])
-    _atomic_json(out_dir / "metrics.json", metrics)
+    atomic_write_json(out_dir / "metrics.json", metrics, ensure_ascii=False)
     logger.info(
         "valid BLEU %.2f chrF %.2f (greedy, %d sentences)",
         metrics["bleu"],

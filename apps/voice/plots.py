@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.edge.audio import FeatureConfig
+from rnnkit.files import save_figure
 
 
 def plot_clip(
@@ -66,10 +67,7 @@ def plot_clip(
     axes[2].legend(loc="upper left", fontsize=8)
     figure.suptitle(title)
     figure.tight_layout()
-    temporary = path.with_name(path.stem + ".tmp.png")
-    figure.savefig(temporary, dpi=90)
-    plt.close(figure)
-    os.replace(temporary, path)
+    save_figure(figure, path, dpi=90)
     return path
 
 
@@ -108,8 +106,5 @@ def plot_stream(
     axes[1].set_xlabel("time (s)")
     axes[1].legend(loc="upper right", fontsize=6, ncol=5)
     figure.tight_layout()
-    temporary = path.with_name(path.stem + ".tmp.png")
-    figure.savefig(temporary, dpi=90)
-    plt.close(figure)
-    os.replace(temporary, path)
+    save_figure(figure, path, dpi=90)
     return path

@@ -23,6 +23,7 @@ from rnnkit.apps.voice.model import ModelConfig
 
 from rnnkit.edge.audio import FeatureConfig, LogMelFeatures
 from rnnkit.errors import UsageError
+from rnnkit.files import atomic_write_json
 
 logger = logging.getLogger(__name__)
 CONFIG_NAME = "voice.json"
@@ -86,12 +87,6 @@ def get_preset(name: str) -> Preset:
             f"Unknown preset. Expected one of {sorted(PRESETS)}. Received: {name!r}"
         )
     return PRESETS[name]
-
-
-def _atomic_write_json(path: Path, payload: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    os.replace(temporary, path)
 
 
 def clip_features(waveforms: np.ndarray, config: FeatureConfig) -> np.ndarray:
@@ -227,7 +222,7 @@ def train(
         "hop_frames": 12,
         "split_seed": voice_data.SPLIT_SEED,
     }
-    _atomic_write_json(run_dir / CONFIG_NAME, config)
+    atomic_write_json(run_dir / CONFIG_NAME, config, sort_keys=True)
 
     metrics = {"preset": preset.name, "labels": labels if folder is None else "folder"}
     metrics["train_seconds"] = round(train_seconds, 1)
@@ -239,10 +234,10 @@ def train(
             metrics[split] = accuracy_report(
                 probs, targets[split], label_names, preset.threshold
             )
-    _atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_json(run_dir / "metrics.json", metrics, sort_keys=True)
     if export:
         metrics["export"] = export_int8(best, run_dir, config, train_features)
-        _atomic_write_json(run_dir / "metrics.json", metrics)
+        atomic_write_json(run_dir / "metrics.json", metrics, sort_keys=True)
     logger.info(
         "Done in %.0f s: validation accuracy %.3f, test accuracy %s",
         time.time() - started,

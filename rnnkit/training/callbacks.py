@@ -18,14 +18,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from rnnkit.files import atomic_write, save_figure
+
 logger = logging.getLogger(__name__)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Writes `text` to `path` through a temporary file, so readers never see half."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def _finite_or_none(value):
@@ -173,8 +168,8 @@ class HistoryLog(keras.callbacks.Callback):
         for values in self.history.values():
             values.extend([None] * (epoch + 1 - len(values)))
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.json_path, json.dumps(self.history, indent=2))
-        atomic_write_text(self.run_dir / "history.csv", _history_csv(self.history))
+        atomic_write(self.json_path, json.dumps(self.history, indent=2))
+        atomic_write(self.run_dir / "history.csv", _history_csv(self.history))
 
 
 def read_history(path: str | os.PathLike) -> dict[str, list]:
@@ -253,7 +248,7 @@ class GradientNormLog(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(
+        atomic_write(
             self.run_dir / "gradient_norms.json",
             json.dumps({"step": self.steps, "grad_norm": self.norms}),
         )
@@ -298,8 +293,5 @@ def plot_gradient_norms(steps, norms, path: str | os.PathLike) -> Path:
     axis.set_ylabel("global gradient norm")
     axis.set_title("Gradient norm (before clipping)")
     figure.tight_layout()
-    temporary = path.with_name(path.stem + ".tmp.png")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    os.replace(temporary, path)
+    save_figure(figure, path, dpi=100)
     return path

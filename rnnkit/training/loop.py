@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 
 from rnnkit.errors import UsageError
+from rnnkit.files import save_figure
 from rnnkit.training.callbacks import (
     GradientNormLog,
     HistoryLog,
@@ -104,10 +105,7 @@ def plot_history(
         axis.legend()
     figure.suptitle(title)
     figure.tight_layout()
-    temporary = path.with_name(path.stem + ".tmp.png")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    os.replace(temporary, path)
+    save_figure(figure, path, dpi=100)
     return path
 
 
