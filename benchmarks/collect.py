@@ -11,7 +11,16 @@ import os
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["long_range", "cudnn", "export", "sentiment", "translation", "music", "voice"]
+ORDER = [
+    "long_range",
+    "cudnn",
+    "export",
+    "sentiment",
+    "translation",
+    "translation_baseline",
+    "music",
+    "voice",
+]
 
 
 def main() -> None:

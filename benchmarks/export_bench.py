@@ -117,11 +117,17 @@ elif path == "tf_keras":
 else:
     from rnnkit.exporters import export_model
     export_model(base + ".keras", out, quantize=quantize, representative_data=calibration,
-                 streaming=(path == "rnnkit_stream"), validation_data=test)
+                 streaming=(path == "rnnkit_stream"), validation_data=test,
+                 fuse_lstm=(path != "rnnkit_loop"))
 
 from ai_edge_litert.interpreter import Interpreter
+from rnnkit.edge._opcodes import BUILTIN_OPERATORS
+from rnnkit.edge.flatbuffer import read_flatbuffer
 interpreter = Interpreter(model_path=out, num_threads=1)
-ops = sorted({op["op_name"] for op in interpreter._get_ops_details()})
+# Every subgraph's ops (a WHILE body's too), from the file's operator codes.
+info = read_flatbuffer(open(out, "rb").read())
+ops = sorted({BUILTIN_OPERATORS.get(c, str(c)) for c in info.builtin_codes} - {"CUSTOM"})
+ops += sorted(set(info.custom_codes))
 size = os.path.getsize(out)
 inputs = interpreter.get_input_details(); outputs = interpreter.get_output_details()
 interpreter.allocate_tensors()
@@ -183,21 +189,23 @@ for kind in ("lstm", "gru", "simple_rnn"):
     layer = {{"gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}}.get(kind, keras.layers.LSTM)
     inputs = keras.Input((None, {FEATURES}))
     model = keras.Model(inputs, keras.layers.Dense({CLASSES})(layer({UNITS})(inputs)))
-    for form in ("sequence", "streaming"):
+    forms = ("sequence", "streaming") + (("sequence_loop",) if kind == "lstm" else ())
+    for form in forms:
         for quantize in ("float32", "dynamic", "int8"):
             out = os.path.join(folder, f"q_{{kind}}_{{form}}_{{quantize}}.tflite")
             r = export_model(model, out, quantize=quantize, representative_data=cal,
-                             validation_data=test, streaming=form == "streaming")
+                             validation_data=test, streaming=form == "streaming",
+                             fuse_lstm=form != "sequence_loop")
             it = Interpreter(model_path=out, num_threads=1)
             details = it.get_input_details()
-            if form == "sequence" and -1 in list(details[0]["shape_signature"]):
+            if form != "streaming" and -1 in list(details[0]["shape_signature"]):
                 it.resize_tensor_input(details[0]["index"], [1, {STEPS}, {FEATURES}])
             it.allocate_tensors()
             for d in it.get_input_details():
                 # Real inputs and non-zero states: hybrid (dynamic) kernels skip
                 # all-zero vectors, so zeros would flatter them.
                 if "input_0" in d["name"]:
-                    value = test[0][None] if form == "sequence" else test[0, 10][None]
+                    value = test[0, 10][None] if form == "streaming" else test[0][None]
                 else:
                     value = rng.uniform(-0.5, 0.5, size=d["shape"]).astype(np.float32)
                 if d["dtype"] == np.int8:
@@ -255,6 +263,8 @@ def main(argv: list[str] | None = None) -> None:
             for kind in MODELS:
                 keras_ms = _child(_PREPARE, folder, kind).get("keras_ms", float("nan"))
                 paths = ["rnnkit"]
+                if kind in ("lstm", "bilstm", "lstm2"):
+                    paths.append("rnnkit_loop")  # fuse_lstm=False
                 if kind != "bilstm":  # a bidirectional model has no streaming form
                     paths.append("rnnkit_stream")
                 paths += ["keras3", "tf_keras"]
@@ -350,6 +360,9 @@ def _path_table(rows) -> str:
         f"{CLASSES}) on the last output; error vs Keras on 8 held-out sequences; latency "
         "= median of 30 single-sequence runs. `rnnkit_stream` is the one-step file "
         f"stepped {STEPS} times from Python (per-step call overhead included). "
+        "`rnnkit_loop`: `fuse_lstm=False`, the LSTM as a WHILE loop like a GRU. "
+        "rnnkit int8 files with a WHILE loop are calibrated by rnnkit "
+        "(`exporters/qat.py`); ops are read from the file, all subgraphs. "
         "`tf_keras`: the same weights in a tf_keras model with a static batch of 1 "
         "(`tf_keras.Input(..., batch_size=1)`, TF_USE_LEGACY_KERAS=1), converted by "
         "`TFLiteConverter.from_keras_model` with builtin ops only; a signal means "

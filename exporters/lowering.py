@@ -95,6 +95,34 @@ class LoweringOptions:
     step: bool = False
     time_steps: int | None = None
     fuse_lstm: bool = True
+    sites: Sites | None = None
+
+    @property
+    def q(self) -> Sites:
+        return self.sites or _PLAIN
+
+
+class Sites:
+    """Where int8 quantization ranges are recorded or applied.
+
+    The lowering passes every intermediate tensor of a recurrent step (and every
+    layer output, and every weight) through `act` / `weight` under a stable name
+    (layer name and role, the same at every time step). This base class changes
+    nothing; `rnnkit.exporters.qat` subclasses it to record ranges eagerly over
+    real data and then to insert fake-quantization nodes with those ranges, which
+    is how the converter is told the int8 ranges of a WHILE loop it cannot
+    calibrate itself.
+    """
+
+    def act(self, name: str, tensor):
+        return tensor
+
+    def weight(self, name: str, array: np.ndarray, axis: int | None = -1):
+        """A weight as a constant; `axis`: its output channels (None: one scale)."""
+        return tf.constant(array)
+
+
+_PLAIN = Sites()
 
 
 @dataclasses.dataclass
@@ -146,49 +174,73 @@ class _CellWeights:
         )
 
 
-def _project_inputs(weights: _CellWeights, inputs):
+def _project_inputs(weights: _CellWeights, inputs, q: Sites = _PLAIN, name=""):
     """x @ W + b for every time step at once: (B, T, F) -> (B, T, G*H)."""
-    return tf.matmul(inputs, weights.kernel) + weights.input_bias
+    kernel = q.weight(f"{name}/kernel", weights.kernel)
+    return q.act(f"{name}/projected", tf.matmul(inputs, kernel) + weights.input_bias)
 
 
-def _step(weights: _CellWeights, projected, states, recurrent_included=False):
+def _step(
+    weights: _CellWeights,
+    projected,
+    states,
+    recurrent_included=False,
+    q: Sites = _PLAIN,
+    name="",
+):
     """One cell step from the projected input (B, G*H); returns (output, states).
 
     With `recurrent_included`, `projected` already holds h @ U (LSTM and
-    SimpleRNN one-step graphs compute [x, h] @ [W; U] as one matmul).
+    SimpleRNN one-step graphs compute [x, h] @ [W; U] as one matmul). `q` sees
+    every intermediate under `name/<role>` (see `Sites`).
     """
     act, rec_act = weights.activation, weights.recurrent_activation
     h = states[0]
     units = weights.units
+
+    def site(role, tensor):
+        return q.act(f"{name}/{role}", tensor)
+
     if weights.kind == "lstm":
-        z = (
-            projected
-            if recurrent_included
-            else projected + tf.matmul(h, weights.recurrent)
-        )
+        if recurrent_included:
+            z = projected
+        else:
+            h_proj = site(
+                "h_proj", tf.matmul(h, q.weight(f"{name}/rec", weights.recurrent))
+            )
+            z = site("z", projected + h_proj)
         i, f, g, o = tf.split(z, 4, axis=-1)
-        c = rec_act(f) * states[1] + rec_act(i) * act(g)
-        h = rec_act(o) * act(c)
+        i, f, o = site("i", rec_act(i)), site("f", rec_act(f)), site("o", rec_act(o))
+        g = site("g", act(g))
+        c = site("c", site("fc", f * states[1]) + site("ig", i * g))
+        h = site("h", o * site("tanh_c", act(c)))
         return h, [h, c]
     if weights.kind == "gru":
         x_z, x_r, x_h = tf.split(projected, 3, axis=-1)
         if weights.reset_after:
-            h_proj = tf.matmul(h, weights.recurrent) + weights.recurrent_bias
+            rec = q.weight(f"{name}/rec", weights.recurrent)
+            h_proj = site("h_proj", tf.matmul(h, rec) + weights.recurrent_bias)
             h_z, h_r, h_h = tf.split(h_proj, 3, axis=-1)
-            z = rec_act(x_z + h_z)
-            r = rec_act(x_r + h_r)
-            candidate = act(x_h + r * h_h)
+            z = site("z", rec_act(site("z_in", x_z + h_z)))
+            r = site("r", rec_act(site("r_in", x_r + h_r)))
+            candidate = act(site("c_in", x_h + site("rh", r * h_h)))
         else:
-            h_zr = tf.matmul(h, weights.recurrent[:, : 2 * units])
+            rec_zr = q.weight(f"{name}/rec_zr", weights.recurrent[:, : 2 * units])
+            rec_h = q.weight(f"{name}/rec_h", weights.recurrent[:, 2 * units :])
+            h_zr = site("h_proj", tf.matmul(h, rec_zr))
             h_z, h_r = tf.split(h_zr, 2, axis=-1)
-            z = rec_act(x_z + h_z)
-            r = rec_act(x_r + h_r)
-            candidate = act(x_h + tf.matmul(r * h, weights.recurrent[:, 2 * units :]))
-        h = z * h + (1.0 - z) * candidate
+            z = site("z", rec_act(site("z_in", x_z + h_z)))
+            r = site("r", rec_act(site("r_in", x_r + h_r)))
+            reset_h = tf.matmul(site("rh", r * h), rec_h)
+            candidate = act(site("c_in", x_h + site("rh_proj", reset_h)))
+        candidate = site("candidate", candidate)
+        keep = site("keep", z * h)
+        h = site("h", keep + site("new", site("one_minus_z", 1.0 - z) * candidate))
         return h, [h]
     if not recurrent_included:
-        projected = projected + tf.matmul(h, weights.recurrent)
-    h = act(projected)
+        rec = q.weight(f"{name}/rec", weights.recurrent)
+        projected = site("pre", projected + site("h_proj", tf.matmul(h, rec)))
+    h = site("h", act(projected))
     return h, [h]
 
 
@@ -268,35 +320,59 @@ def _run_sequence(layer, inputs, initial_state, mask, options: LoweringOptions, 
         report.layers.append({"layer": layer.name, "lowered_to": "fused_lstm"})
         return sequence if layer.return_sequences else last
 
-    projected = _project_inputs(weights, inputs)
+    q, name = options.q, layer.name
+    state_roles = ["h", "c"][: len(initial_state)]
+    initial_state = [
+        q.act(f"{name}/{role}", state)
+        for role, state in zip(state_roles, initial_state, strict=True)
+    ]
+    projected = _project_inputs(weights, inputs, q, name)
     time_major = tf.transpose(projected, [1, 0, 2])
     mask_tm = None
     if mask is not None:
-        mask_tm = tf.transpose(tf.cast(mask, tf.float32), [1, 0])[:, :, None]
+        # Transposed while still boolean, so that no float op moves it.
+        time_major_mask = tf.transpose(mask, [1, 0])[:, :, None]
+        mask_tm = q.act(f"{name}/mask", tf.cast(time_major_mask, tf.float32))
     if layer.go_backwards:
         time_major = tf.reverse(time_major, [0])
         if mask_tm is not None:
             mask_tm = tf.reverse(mask_tm, [0])
 
     def advance(t, states, previous_output):
-        output, new_states = _step(weights, time_major[t], states)
+        # The carried state enters each step through the same range as it leaves.
+        previous_output = q.act(f"{name}/h", previous_output)
+        states = [
+            q.act(f"{name}/{role}", state)
+            for role, state in zip(state_roles, states, strict=True)
+        ]
+        # GATHER, not a slice: a slice with a loop-dependent begin becomes a
+        # STRIDED_SLICE with runtime bounds, which TFLite Micro cannot prepare.
+        projected_t = tf.gather(time_major, t)
+        output, new_states = _step(weights, projected_t, states, q=q, name=name)
         if mask_tm is not None:
-            m = mask_tm[t]
+            m = q.act(f"{name}/mask", tf.gather(mask_tm, t))
+
+            def held(role, new, old):
+                delta = q.act(f"{name}/{role}_delta", new - old)
+                return q.act(
+                    f"{name}/{role}", old + q.act(f"{name}/{role}_step", m * delta)
+                )
+
             new_states = [
-                _masked_update(m, n, o)
-                for n, o in zip(new_states, states, strict=False)
+                held(role, n, o)
+                for role, n, o in zip(state_roles, new_states, states, strict=True)
             ]
             output = (
-                m * output
+                q.act(f"{name}/h", m * output)
                 if zero_output
-                else _masked_update(m, output, previous_output)
+                else held("h", output, previous_output)
             )
         return output, new_states
 
     units = weights.units
     if options.time_steps is not None:
         states = initial_state
-        output = tf.zeros((batch, units))
+        output = q.act(f"{name}/h", tf.zeros((batch, units)))
         outputs = []
         for t in range(options.time_steps):
             output, states = advance(t, states, output)
@@ -314,17 +390,30 @@ def _run_sequence(layer, inputs, initial_state, mask, options: LoweringOptions, 
                 array = array.write(t, output)
             return t + 1, output, states, array
 
+        first_output = q.act(f"{name}/h", tf.zeros((batch, units)))
         _, output, states, array = tf.while_loop(
             lambda t, *_: t < steps,
             body,
-            [0, tf.zeros((batch, units)), initial_state, array],
+            [0, first_output, initial_state, array],
         )
-        sequence = tf.transpose(array.stack(), [1, 0, 2]) if collect else None
+        sequence = (
+            tf.transpose(q.act(f"{name}/h", array.stack()), [1, 0, 2])
+            if collect
+            else None
+        )
         report.layers.append({"layer": layer.name, "lowered_to": "while_loop"})
     result = sequence if layer.return_sequences else output
     if layer.return_state:
         return [result, *states]
     return result
+
+
+def _keep_mask(source, tensor):
+    """Carries a Keras mask from `source` over to `tensor` (a new TF tensor)."""
+    mask = _get_mask(source)
+    if mask is not None and tensor is not source:
+        tensor._keras_mask = mask
+    return tensor
 
 
 def _drop_time(tensor):
@@ -339,9 +428,17 @@ def _get_mask(tensor):
 class _Lowerer:
     """Walks a Keras model and evaluates it on TF tensors with recurrent layers replaced."""
 
-    def __init__(self, options: LoweringOptions, report: LoweringReport, states=None):
+    def __init__(
+        self,
+        options: LoweringOptions,
+        report: LoweringReport,
+        states=None,
+        discover=False,
+    ):
         self.options = options
         self.report = report
+        # Discovery walk: make zero states of each layer's own sizes on the way.
+        self.discover = discover
         # Step mode: the state tensors, consumed in graph order; new ones collected.
         self.state_inputs = list(states or [])
         self.state_outputs: list = []
@@ -376,6 +473,9 @@ class _Lowerer:
         sizes = state_size(layer)
         if initial_state is not None:
             states = list(initial_state)
+        elif self.discover:
+            states = [tf.zeros((1, size)) for size in sizes]
+            self.state_layers.append((layer.name, sizes))
         else:
             taken = self.state_inputs[: len(sizes)]
             self.state_inputs = self.state_inputs[len(sizes) :]
@@ -510,19 +610,19 @@ class _Lowerer:
                     return [_drop_time(result[0]), *result[1:]]
                 return _drop_time(result)
 
-            return run_stack
+            return self._marked(operation, run_stack)
         if isinstance(operation, keras.layers.Bidirectional):
 
             def run_bidirectional(inputs, initial_state=None, mask=None, training=None):
                 return self._bidirectional(operation, inputs, initial_state, mask)
 
-            return run_bidirectional
+            return self._marked(operation, run_bidirectional)
         if isinstance(operation, RECURRENT_TYPES):
 
             def run_recurrent(inputs, initial_state=None, mask=None, training=None):
                 return self._recurrent(operation, inputs, initial_state, mask)
 
-            return run_recurrent
+            return self._marked(operation, run_recurrent)
         if isinstance(operation, keras.layers.RNN):
             raise ExportError(
                 f"Layer {operation.name!r} is a generic keras.layers.RNN around "
@@ -544,10 +644,83 @@ class _Lowerer:
                     "export with `streaming=False` for the full-sequence model. "
                     f"Received: {type(operation).__name__}"
                 )
+        if self.options.sites is not None and isinstance(operation, keras.layers.Layer):
+            return self._with_sites(operation)
         return operation
+
+    def _output_sites(self, layer, result):
+        q = self.options.sites
+        flat = tf.nest.flatten(result)
+        marked = [
+            _keep_mask(t, q.act(f"{layer.name}/out{i}", t))
+            if getattr(t, "dtype", None) == tf.float32
+            else t
+            for i, t in enumerate(flat)
+        ]
+        return tf.nest.pack_sequence_as(result, marked)
+
+    def _marked(self, layer, fn):
+        """`fn` (a lowered layer) with its outputs under `Sites`, when there are any."""
+        if self.options.sites is None:
+            return fn
+        return lambda *args, **kwargs: self._output_sites(layer, fn(*args, **kwargs))
+
+    def _with_sites(self, layer):
+        """`layer` with its output (and a Dense/Embedding's weights) under `Sites`."""
+        q = self.options.sites
+
+        def output_sites(result):
+            return self._output_sites(layer, result)
+
+        if isinstance(layer, keras.layers.Dense) and not layer.lora_enabled:
+            with tf.init_scope():
+                kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel))
+                bias = (
+                    np.asarray(keras.ops.convert_to_numpy(layer.bias))
+                    if layer.use_bias
+                    else None
+                )
+
+            def dense(inputs, *args, **kwargs):
+                y = tf.tensordot(inputs, q.weight(f"{layer.name}/kernel", kernel), 1)
+                if bias is not None:
+                    y = y + bias
+                if layer.activation not in (None, keras.activations.linear):
+                    y = layer.activation(q.act(f"{layer.name}/pre", y))
+                return _keep_mask(inputs, q.act(f"{layer.name}/out0", y))
+
+            return dense
+        if (
+            isinstance(layer, keras.layers.Embedding)
+            and layer.embeddings_constraint is None
+        ):
+            with tf.init_scope():
+                table = np.asarray(keras.ops.convert_to_numpy(layer.embeddings))
+
+            def embed(inputs, *args, **kwargs):
+                ids = tf.cast(inputs, tf.int32)
+                vectors = tf.gather(
+                    q.weight(f"{layer.name}/table", table, axis=None), ids
+                )
+                vectors = q.act(f"{layer.name}/out0", vectors)
+                if layer.mask_zero:
+                    vectors._keras_mask = tf.not_equal(ids, 0)
+                return vectors
+
+            return embed
+
+        def run_layer(*args, **kwargs):
+            return output_sites(layer(*args, **kwargs))
+
+        return run_layer
 
     def run(self, model, inputs: list):
         """Evaluates `model` on TF tensors `inputs`; returns a flat list of outputs."""
+        if self.options.sites is not None:
+            inputs = [
+                self.options.sites.act(f"input{i}", t) if t.dtype == tf.float32 else t
+                for i, t in enumerate(inputs)
+            ]
         if isinstance(model, keras.Sequential):
             layers = [layer for layer in model.layers]
             value = inputs[0]
@@ -556,6 +729,37 @@ class _Lowerer:
             return [value]
         outputs = model._run_through_graph(inputs, operation_fn=self.replacement)
         return list(tf.nest.flatten(outputs))
+
+
+# Layers whose int8 ranges the carried (loop-kept) int8 path marks completely:
+# their own math is lowered with `Sites`, or they only move values.
+_MARKED_TYPES = (
+    keras.layers.InputLayer,
+    keras.layers.Dense,
+    keras.layers.Embedding,
+    keras.layers.Concatenate,
+    keras.layers.Flatten,
+    keras.layers.Reshape,
+    *_IDENTITY_TYPES,
+)
+
+
+def unmarked_layers(model) -> list[str]:
+    """Layers of `model` that the int8 loop form cannot mark (see `Sites`)."""
+    from rnnkit.layers import RecurrentStack
+
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(unmarked_layers(layer))
+        elif isinstance(layer, RecurrentStack):
+            if layer.residual or layer.layer_norm:
+                found.append(f"{layer.name} (residual/layer norm)")
+        elif isinstance(layer, (*RECURRENT_TYPES, keras.layers.Bidirectional)):
+            continue
+        elif not isinstance(layer, _MARKED_TYPES):
+            found.append(f"{layer.name} ({type(layer).__name__})")
+    return found
 
 
 def recurrent_layers(model) -> list:
@@ -594,11 +798,9 @@ def lower_sequence(model, options: LoweringOptions):
 def discover_step_states(model, step_inputs) -> list[tuple[str, list[int]]]:
     """Runs the one-step walk eagerly on `step_inputs` to find the state layout."""
     report = LoweringReport()
-    # Enough zero states for every recurrent layer; the walk consumes what it needs.
-    candidates = recurrent_layers(model)
-    sizes = [size for layer in candidates for size in state_size(layer)]
-    zeros = [tf.zeros((1, size)) for size in sizes]
-    lowerer = _Lowerer(LoweringOptions(step=True), report, zeros)
+    # The walk's order is the graph's, not `model.layers`' (parallel branches may
+    # differ), so each layer gets zero states of its own sizes as it is reached.
+    lowerer = _Lowerer(LoweringOptions(step=True), report, discover=True)
     lowerer.run(model, list(step_inputs))
     return lowerer.state_layers
 

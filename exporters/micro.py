@@ -160,11 +160,22 @@ def check_micro(model_bytes: bytes, path: Path, quantize: str, info: dict) -> di
     lowered = {entry["lowered_to"] for entry in info.get("lowered", [])}
     if info.get("form") == "sequence" and lowered & {"while_loop", "unrolled"}:
         report["advice"] = (
-            "GRU/SimpleRNN full-sequence graphs are a WHILE loop (float) or grow with "
-            "the sequence length (int8); for a microcontroller export the streaming "
-            "form: `streaming=True` / `rnnkit export --streaming --quantize int8 "
-            "--micro`."
+            "This full-sequence file runs the whole sequence per call at a fixed "
+            "length; for frame-by-frame input on a microcontroller export the "
+            "streaming form: `streaming=True` / `rnnkit export --streaming "
+            "--quantize int8 --micro`."
         )
+    # Reference and optimized int8 kernels may round one step apart; more than a
+    # few steps means TFLite Micro computes something else than LiteRT.
+    if report.get("runs") and quantize == "int8":
+        report["agrees_with_litert"] = report["max_diff_vs_litert"] <= 2
+        if not report["agrees_with_litert"]:
+            logger.warning(
+                "TFLite Micro runs the file but its outputs differ from LiteRT's by "
+                "%d int8 steps; do not trust this file on a microcontroller (the "
+                "streaming form is the tested one).",
+                report["max_diff_vs_litert"],
+            )
     if quantize != "int8":
         report.setdefault(
             "note", "TFLite Micro is meant for int8 files; this one is " + quantize

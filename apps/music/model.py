@@ -106,6 +106,50 @@ def compile_model(model: keras.Model, learning_rate: float = 1e-3) -> keras.Mode
     return model
 
 
+def build_ensemble(members: list[keras.Model], name: str = "music_ensemble"):
+    """One model whose logits are the mean of several trained models' logits.
+
+    The mean of the members' logits is a normalised product of their Bernoulli
+    distributions (a geometric mean), so the result is still 88 independent
+    sigmoids per step and exports, streams and samples like a single model. The
+    members are rebuilt without dropout (inference only) as one flat graph with
+    their weights copied, so that the exporter sees plain recurrent layers.
+
+    Args:
+        members: trained models from `build_model`, any cell or size.
+        name: the ensemble's model name.
+
+    Raises:
+        UsageError: fewer than two members, or a member that is not a piano-roll
+            model of `build_model`'s layout.
+    """
+    if len(members) < 2:
+        raise UsageError(
+            f"An ensemble needs two or more models. Received: {len(members)}"
+        )
+    inputs = keras.Input(shape=(None, edge_music.NUM_KEYS), name="frames")
+    member_logits = []
+    for index, member in enumerate(members):
+        try:
+            stack = member.get_layer("recurrent")
+            dense = member.get_layer("logits")
+        except ValueError as error:
+            raise UsageError(
+                "Expected piano-roll models with 'recurrent' and 'logits' layers (as "
+                f"rnnkit.apps.music.model.build_model makes). Received: {member.name} "
+                f"({error})"
+            ) from None
+        config = stack.get_config()
+        config.update(name=f"recurrent_{index}", dropout=0.0)
+        copy_stack = RecurrentStack.from_config(config)
+        copy_dense = keras.layers.Dense(edge_music.NUM_KEYS, name=f"logits_{index}")
+        member_logits.append(copy_dense(copy_stack(inputs)))
+        copy_stack.set_weights(stack.get_weights())
+        copy_dense.set_weights(dense.get_weights())
+    logits = keras.layers.Average(name="logits")(member_logits)
+    return keras.Model(inputs, logits, name=name)
+
+
 # --- what travels with a model -----------------------------------------------
 
 

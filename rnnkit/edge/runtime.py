@@ -162,6 +162,7 @@ class EdgeModel:
             _refuse_custom_ops(info)
             self.verified = {"sha256": hashlib.sha256(data).hexdigest(), "checked": []}
         self.size_bytes = len(data)
+        self._builtin_codes = list(info.builtin_codes)
         raw = info.metadata.get(METADATA_NAME)
         try:
             self.metadata = json.loads(raw.decode("utf-8")) if raw else {}
@@ -216,7 +217,20 @@ class EdgeModel:
 
     @property
     def ops(self) -> list[str]:
-        return sorted({op["op_name"] for op in self.interpreter._get_ops_details()})
+        """Every builtin op of the file, in all subgraphs (WHILE bodies included).
+
+        Read from the file's operator codes rather than the interpreter, whose
+        op list covers the main subgraph only and shows delegated ops as DELEGATE.
+        """
+        from rnnkit.edge._opcodes import BUILTIN_OPERATORS
+
+        return sorted(
+            {
+                BUILTIN_OPERATORS.get(code, f"BUILTIN_{code}")
+                for code in self._builtin_codes
+            }
+            - {"CUSTOM"}
+        )
 
     @property
     def num_data_inputs(self) -> int:

@@ -226,6 +226,32 @@ def test_both_cells_build_and_round_trip(cell, tmp_path):
     assert isinstance(again.get_layer("logits"), keras.layers.Dense)
 
 
+def test_ensemble_is_the_mean_of_its_members_and_streams(tmp_path):
+    from rnnkit.apps.music.model import build_ensemble, build_model, load_keras_model
+    from rnnkit.exporters import export_model
+
+    from rnnkit.edge import EdgeModel
+
+    members = [
+        build_model("gru", units=8, dropout=0.3, input_dropout=0.2),
+        build_model("lstm", units=6),
+    ]
+    ensemble = build_ensemble(members)
+    x = (np.random.default_rng(0).random((2, 7, 88)) < 0.1).astype(np.float32)
+    mean = (np.asarray(members[0](x)) + np.asarray(members[1](x))) / 2
+    np.testing.assert_allclose(ensemble(x), mean, atol=1e-6)
+    ensemble.save(tmp_path / "ensemble.keras")
+    again = load_keras_model(tmp_path / "ensemble.keras")
+    np.testing.assert_allclose(again(x), mean, atol=1e-6)
+    # One streaming file with both members' states, stepping to the same logits.
+    result = export_model(again, tmp_path / "e.tflite", streaming=True)
+    assert len(result.parity["inputs"]) == 1 + 3  # frame, GRU h, LSTM h and c
+    stepped = EdgeModel(result.path).run(x)[0]
+    np.testing.assert_allclose(stepped, mean, atol=1e-5)
+    with pytest.raises(UsageError, match="two or more"):
+        build_ensemble(members[:1])
+
+
 def test_a_non_music_keras_model_is_refused(tmp_path):
     import keras
     from rnnkit.apps.music.model import load_keras_model
