@@ -165,10 +165,11 @@ def check_micro(model_bytes: bytes, path: Path, quantize: str, info: dict) -> di
             "streaming form: `streaming=True` / `rnnkit export --streaming "
             "--quantize int8 --micro`."
         )
-    # Reference and optimized int8 kernels may round one step apart; more than a
-    # few steps means TFLite Micro computes something else than LiteRT.
+    # Reference and optimized int8 kernels may round one step apart per op, which
+    # adds up over stacked layers (4 parallel GRUs: 3 steps); tens of steps mean
+    # TFLite Micro computes something else than LiteRT.
     if report.get("runs") and quantize == "int8":
-        report["agrees_with_litert"] = report["max_diff_vs_litert"] <= 2
+        report["agrees_with_litert"] = report["max_diff_vs_litert"] <= 4
         if not report["agrees_with_litert"]:
             logger.warning(
                 "TFLite Micro runs the file but its outputs differ from LiteRT's by "
