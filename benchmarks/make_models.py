@@ -31,7 +31,7 @@ RECIPES = {
         "--direction",
         "spa-eng",
         "--preset",
-        "small",
+        "full",
     ],
     "music": [
         "-m",
@@ -39,9 +39,9 @@ RECIPES = {
         "--dataset",
         "jsb",
         "--preset",
-        "shipped",
+        "full",
     ],
-    "voice": ["-m", "rnnkit.apps.voice.train", "--preset", "shipped"],
+    "voice": ["-m", "rnnkit.apps.voice.train", "--preset", "full"],
 }
 # Never shipped: resume state, checkpoints and logs of the run folder.
 LEFT_BEHIND = (
@@ -54,8 +54,16 @@ LEFT_BEHIND = (
 )
 
 
-def _shippable(path: Path) -> bool:
-    return path.is_file() and not any(marker in path.name for marker in LEFT_BEHIND)
+# Per app: files too large for the repository that the run also writes.
+LEFT_BEHIND_BY_APP = {
+    "translation": ("_float32.",),  # the float32 pair, 11 MB
+    "music": (".cc", ".h"),  # C arrays of a 1.35 MB model
+}
+
+
+def _shippable(path: Path, app: str) -> bool:
+    markers = LEFT_BEHIND + LEFT_BEHIND_BY_APP.get(app, ())
+    return path.is_file() and not any(marker in path.name for marker in markers)
 
 
 def build(app: str, preset: str | None) -> None:
@@ -70,7 +78,7 @@ def build(app: str, preset: str | None) -> None:
     target.mkdir(parents=True, exist_ok=True)
     copied = 0
     for path in sorted(run_dir.iterdir()):
-        if _shippable(path) and path.name != "README.md":
+        if _shippable(path, app) and path.name != "README.md":
             shutil.copy2(path, target / path.name)
             copied += 1
     logger.info(
