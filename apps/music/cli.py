@@ -149,7 +149,7 @@ def shipped_model() -> Path:
 
     raise ModelFileError(
         f"No shipped music model found. Expected {MODELS_DIR}/model_int8.tflite "
-        "(run `python -m rnnkit.apps.music.train --preset shipped ...`)."
+        "(run `python -m rnnkit.apps.music.train --dataset jsb --preset full -o models/music`)."
     )
 
 
