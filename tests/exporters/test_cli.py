@@ -49,6 +49,21 @@ def test_export_then_inspect(tmp_path, rng, capsys):
     assert report["inputs"][0]["dtype"] == "int32"
 
 
+def test_export_lstm_loop_flag(tmp_path, rng, capsys):
+    model = sentiment_model("lstm", False)
+    keras_path = tmp_path / "model.keras"
+    model.save(keras_path)
+    samples = tmp_path / "samples.npy"
+    np.save(samples, padded_tokens(rng))
+    out = tmp_path / "loop_int8.tflite"
+    command = ["export", str(keras_path), "--quantize", "int8", "--lstm-loop"]
+    command += ["--representative-data", str(samples), "-o", str(out), "--json"]
+    assert main(command) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "WHILE" in summary["ops"]
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in summary["ops"]
+
+
 def test_export_refuses_pickled_or_missing_samples(tmp_path, rng):
     model = sentiment_model("gru", False)
     keras_path = tmp_path / "model.keras"

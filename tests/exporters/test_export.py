@@ -172,6 +172,42 @@ def test_int8_sequence_loop_is_small_and_runs_in_micro(
     assert np.max(np.abs(got - want)) < 0.1
 
 
+def test_int8_loop_form_falls_back_to_unrolling_for_unmarked_layers(tmp_path, rng):
+    """A layer whose own math the int8 loop form cannot mark: unrolled, still int8."""
+    import keras
+
+    inputs = keras.Input((None, 6))
+    hidden = keras.layers.GRU(8, return_sequences=True)(inputs)
+    hidden = keras.layers.LayerNormalization()(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(3)(hidden))
+    frames = rng.normal(size=(8, 7, 6)).astype(np.float32)
+    result = export_model(
+        model, tmp_path / "m.tflite", quantize="int8", representative_data=frames
+    )
+    assert {e["lowered_to"] for e in result.parity["lowered"]} == {"unrolled"}
+    assert "WHILE" not in result.ops
+    assert result.parity["max_abs_diff"] < 0.3
+
+
+def test_lstm_loop_option_keeps_a_quantized_loop(tmp_path, rng):
+    import keras
+
+    inputs = keras.Input((None, 6))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.LSTM(8)(inputs)))
+    frames = rng.normal(size=(8, 7, 6)).astype(np.float32)
+    result = export_model(
+        model,
+        tmp_path / "m.tflite",
+        quantize="int8",
+        representative_data=frames,
+        fuse_lstm=False,
+    )
+    assert "WHILE" in result.ops
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in result.ops
+    assert result.parity["float_ops"] == []
+    assert result.parity["max_abs_diff"] < 0.1
+
+
 def test_go_backwards_sequence(tmp_path, rng):
     model = frames_model("lstm", 1, go_backwards=True)
     frames = rng.normal(size=(3, 7, 6)).astype(np.float32)
