@@ -56,7 +56,9 @@ LEFT_BEHIND = (
 
 # Per app: files too large for the repository that the run also writes.
 LEFT_BEHIND_BY_APP = {
-    "translation": ("_float32.",),  # the float32 pair, 11 MB
+    # The float32 pair (11 MB) and the Keras model (10.5 MB) exceed the 5 MB
+    # file limit; models/translation serves its int8 pair instead.
+    "translation": ("_float32.", "model.keras"),
     "music": (".cc", ".h"),  # C arrays of a 1.35 MB model
 }
 

@@ -5,8 +5,10 @@ runs through it with `rnnkit.edge` and numpy only. The Keras translator is in
 `model.py` and is imported only when a `.keras` model is asked for.
 
 A MODEL argument may be a run folder or `models/translation` (the Keras model
-inside it is used), a `.keras` file, or an encoder or decoder `.tflite` file
-(its partner is the file with the other role's name in the same folder).
+inside it is used; a folder without one, like `models/translation`, uses its
+exported encoder/decoder pair on the edge runtime), a `.keras` file, or an
+encoder or decoder `.tflite` file (its partner is the file with the other
+role's name in the same folder).
 """
 
 from __future__ import annotations
@@ -216,6 +218,16 @@ def load_translator(model: str | os.PathLike, quantize: str = "int8") -> Transla
                     f"{part.name} beside {path.name}. Received: no such file"
                 )
         return EdgeTranslator(encoder, decoder)
+    if path.is_dir() and not (path / "model.keras").is_file():
+        # A shipped folder keeps the device files only (the Keras model is too
+        # large for the repository): use its exported pair.
+        exported = path / f"encoder_{quantize}.tflite"
+        if exported.is_file():
+            return load_translator(exported, quantize)
+        raise ModelFileError(
+            f"The folder {path} holds neither model.keras nor {exported.name}. "
+            "Expected a run folder written by `rnnkit train translation`."
+        )
     from rnnkit.apps.translation.model import KerasTranslator
 
     if path.is_dir():

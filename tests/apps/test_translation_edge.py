@@ -195,3 +195,16 @@ def test_parallel_files_of_different_lengths_are_an_error(tmp_path):
 def test_unknown_direction_is_an_error():
     with pytest.raises(UsageError, match="direction"):
         data_lib.check_direction("fra-eng")
+
+
+def test_shipped_folder_without_keras_model_uses_its_int8_pair(tmp_path):
+    from rnnkit.apps.translation.cli import SHIPPED_DIR
+    from rnnkit.apps.translation.runtime import load_translator
+
+    from rnnkit.errors import ModelFileError
+
+    translator = load_translator(SHIPPED_DIR)
+    assert translator.backend == "tflite"
+    assert translator.translate("Tengo hambre.").tokens
+    with pytest.raises(ModelFileError, match="neither model.keras"):
+        load_translator(tmp_path)
