@@ -121,13 +121,12 @@ else:
                  fuse_lstm=(path != "rnnkit_loop"))
 
 from ai_edge_litert.interpreter import Interpreter
-from rnnkit.edge._opcodes import BUILTIN_OPERATORS
+from rnnkit.edge._opcodes import op_names
 from rnnkit.edge.flatbuffer import read_flatbuffer
 interpreter = Interpreter(model_path=out, num_threads=1)
 # Every subgraph's ops (a WHILE body's too), from the file's operator codes.
 info = read_flatbuffer(open(out, "rb").read())
-ops = sorted({BUILTIN_OPERATORS.get(c, str(c)) for c in info.builtin_codes} - {"CUSTOM"})
-ops += sorted(set(info.custom_codes))
+ops = op_names(info.builtin_codes, info.custom_codes)
 size = os.path.getsize(out)
 inputs = interpreter.get_input_details(); outputs = interpreter.get_output_details()
 interpreter.allocate_tensors()

@@ -234,8 +234,9 @@ def export_model(
             representative data).
         fuse_lstm: lower eligible LSTMs to the fused UNIDIRECTIONAL_SEQUENCE_LSTM
             op (smallest file; its full-integer int8 kernel is slow on x86). False
-            lowers them to a WHILE loop like GRUs: with int8 about 4x faster on
-            x86 and about 20% larger.
+            lowers them to a WHILE loop like GRUs: with int8, 8-15x faster than
+            the fused int8 op on x86 and about 20% larger (benchmarks/results/
+            export.md, 64-unit LSTM).
 
     Returns:
         An `ExportResult`.
@@ -553,13 +554,7 @@ def _build_sequence_carried(keras_model, specs, samples, static_length=False):
 
     rows = [a[:200] for a in samples]
     time_steps = int(rows[0].shape[1])
-
-    def run_unrolled(sites, inputs):
-        options = LoweringOptions(time_steps=time_steps, fuse_lstm=False, sites=sites)
-        fn, _ = lower_sequence(keras_model, options)
-        return fn(inputs)
-
-    ranges = calibrate(run_unrolled, rows)
+    ranges = calibrate(keras_model, rows)
     sites = FakeQuantSites(ranges)
     fn, report = lower_sequence(
         keras_model, LoweringOptions(fuse_lstm=False, sites=sites)
@@ -573,12 +568,10 @@ def _build_sequence_carried(keras_model, specs, samples, static_length=False):
         }
 
     tf_specs = _tf_specs(specs, time_steps=time_steps if static_length else None)
-    tf.function(
-        serve, input_signature=tf_specs, autograph=False
-    ).get_concrete_function()
+    # The conversion traces `serve`, which fills `report` and `sites.missing`.
+    model_bytes = _convert(serve, tf_specs, "int8", None, keras_model, carried=True)
     if sites.missing:
         logger.info("int8: no calibrated range for %s", sorted(sites.missing))
-    model_bytes = _convert(serve, tf_specs, "int8", None, keras_model, carried=True)
     info = _sequence_info(
         keras_model, specs, report, time_steps if static_length else None
     )

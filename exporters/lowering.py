@@ -117,8 +117,8 @@ class Sites:
     def act(self, name: str, tensor):
         return tensor
 
-    def weight(self, name: str, array: np.ndarray, axis: int | None = -1):
-        """A weight as a constant; `axis`: its output channels (None: one scale)."""
+    def weight(self, name: str, array: np.ndarray):
+        """A weight as a graph constant."""
         return tf.constant(array)
 
 
@@ -672,7 +672,7 @@ class _Lowerer:
         def output_sites(result):
             return self._output_sites(layer, result)
 
-        if isinstance(layer, keras.layers.Dense) and not layer.lora_enabled:
+        if isinstance(layer, keras.layers.Dense):
             with tf.init_scope():
                 kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel))
                 bias = (
@@ -690,18 +690,13 @@ class _Lowerer:
                 return _keep_mask(inputs, q.act(f"{layer.name}/out0", y))
 
             return dense
-        if (
-            isinstance(layer, keras.layers.Embedding)
-            and layer.embeddings_constraint is None
-        ):
+        if isinstance(layer, keras.layers.Embedding):
             with tf.init_scope():
                 table = np.asarray(keras.ops.convert_to_numpy(layer.embeddings))
 
             def embed(inputs, *args, **kwargs):
                 ids = tf.cast(inputs, tf.int32)
-                vectors = tf.gather(
-                    q.weight(f"{layer.name}/table", table, axis=None), ids
-                )
+                vectors = tf.gather(q.weight(f"{layer.name}/table", table), ids)
                 vectors = q.act(f"{layer.name}/out0", vectors)
                 if layer.mask_zero:
                     vectors._keras_mask = tf.not_equal(ids, 0)

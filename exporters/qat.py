@@ -74,49 +74,41 @@ class FakeQuantSites(Sites):
             tensor, tf.constant(low), tf.constant(high), num_bits=8
         )
 
-    def weight(self, name, array, axis=-1):
-        array = np.asarray(array, np.float32)
-        # Per-channel ranges would be more precise, but the converter turns the
-        # hoisted (B, T, F) @ (F, G) product into FULLY_CONNECTED through a
-        # TRANSPOSE of the weight and then rejects the moved channel axis; one
-        # scale per weight converts everywhere.
-        axis = None
-        if axis is None:
-            # One scale for the whole tensor (GATHER tables: the looked-up rows
-            # must share the output's quantization).
-            limit = max(float(np.abs(array).max()), 1e-8)
-            return tf.quantization.fake_quant_with_min_max_vars(
-                tf.constant(array),
-                tf.constant(-limit),
-                tf.constant(limit),
-                num_bits=8,
-                narrow_range=True,
-            )
-        axis = axis % array.ndim
-        moved = np.moveaxis(array, axis, -1)
-        limit = np.abs(moved).reshape(-1, moved.shape[-1]).max(axis=0)
-        limit = np.maximum(limit, 1e-8).astype(np.float32)
-        quantized = tf.quantization.fake_quant_with_min_max_vars_per_channel(
-            tf.constant(moved), -limit, limit, num_bits=8, narrow_range=True
+    def weight(self, name, array):
+        # One symmetric scale per weight. Per-channel scales would be finer, but
+        # the converter turns the hoisted (B, T, F) @ (F, G) product into
+        # FULLY_CONNECTED through a TRANSPOSE of the weight and then rejects the
+        # moved channel axis; GATHER tables need one scale anyway.
+        limit = max(float(np.abs(array).max()), 1e-8)
+        return tf.quantization.fake_quant_with_min_max_vars(
+            tf.constant(np.asarray(array, np.float32)),
+            tf.constant(-limit),
+            tf.constant(limit),
+            num_bits=8,
+            narrow_range=True,
         )
-        if axis == array.ndim - 1:
-            return quantized
-        return tf.experimental.numpy.moveaxis(quantized, -1, axis)
 
 
-def calibrate(run_unrolled, samples: list[np.ndarray], batch_size: int = 64):
-    """Ranges of every marked tensor over `samples`.
+def calibrate(keras_model, samples: list[np.ndarray], batch_size: int = 64):
+    """Ranges of every marked tensor of `keras_model` over `samples`.
+
+    The model is lowered once with its loops unrolled to the samples' length
+    (so that every step is a Python-visible tensor) and run eagerly batch by
+    batch; a `RangeRecorder` keeps the running min/max per site name.
 
     Args:
-        run_unrolled: fn(sites, list of input arrays) running the lowered model
-            eagerly with the loop unrolled to the samples' length.
-        samples: batch-first arrays, one per model input.
+        keras_model: the model to export.
+        samples: batch-first arrays, one per model input, all of one length.
     """
+    from rnnkit.exporters.lowering import LoweringOptions, lower_sequence
+
     recorder = RangeRecorder()
-    count = len(samples[0])
-    for first in range(0, count, batch_size):
-        rows = [tf.constant(a[first : first + batch_size]) for a in samples]
-        run_unrolled(recorder, rows)
+    options = LoweringOptions(
+        time_steps=int(samples[0].shape[1]), fuse_lstm=False, sites=recorder
+    )
+    unrolled, _ = lower_sequence(keras_model, options)
+    for first in range(0, len(samples[0]), batch_size):
+        unrolled([tf.constant(a[first : first + batch_size]) for a in samples])
     return recorder.ranges
 
 
@@ -128,7 +120,8 @@ def carried_ranges():
     GraphDef for fake-quant ops, but on the SavedModel path (the one that keeps
     the fused-LSTM composite) it has no GraphDef at that point and so insists on
     a representative dataset, whose calibration would crash on the loop. This
-    tells it what the graph does contain, for the duration of one conversion.
+    tells it what the graph does contain, for the duration of one conversion
+    (a class attribute: conversions in other threads meanwhile see it too).
     """
     from tensorflow.lite.python import lite as tflite_lite
 

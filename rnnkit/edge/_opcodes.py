@@ -4,6 +4,18 @@ Kept as data so that the edge runtime can name every op of a model, in every
 subgraph, without TensorFlow or an interpreter.
 """
 
+
+def op_names(builtin_codes: list[int], custom_codes: list[str] = ()) -> list[str]:
+    """Sorted names of a model's operator codes (every subgraph's ops).
+
+    Args:
+        builtin_codes: `FlatbufferInfo.builtin_codes`.
+        custom_codes: `FlatbufferInfo.custom_codes`, listed by their own names.
+    """
+    names = {BUILTIN_OPERATORS.get(code, f"BUILTIN_{code}") for code in builtin_codes}
+    return sorted(names - {"CUSTOM"}) + sorted(set(custom_codes))
+
+
 BUILTIN_OPERATORS = {
     0: "ADD",
     1: "AVERAGE_POOL_2D",

@@ -222,15 +222,9 @@ class EdgeModel:
         Read from the file's operator codes rather than the interpreter, whose
         op list covers the main subgraph only and shows delegated ops as DELEGATE.
         """
-        from rnnkit.edge._opcodes import BUILTIN_OPERATORS
+        from rnnkit.edge._opcodes import op_names
 
-        return sorted(
-            {
-                BUILTIN_OPERATORS.get(code, f"BUILTIN_{code}")
-                for code in self._builtin_codes
-            }
-            - {"CUSTOM"}
-        )
+        return op_names(self._builtin_codes)
 
     @property
     def num_data_inputs(self) -> int:
