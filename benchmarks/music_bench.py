@@ -35,6 +35,17 @@ def _train(dataset, cell, preset_name, max_minutes, run_dir, splits):
     return train(dataset, preset, run_dir, splits=splits, verbose=2)
 
 
+def _form(preset: dict) -> str:
+    """' x4 ensemble, refit on train+valid' and the like, from a run's preset."""
+    members = preset.get("members", 1)
+    text = f" x{members} ensemble" if members > 1 else ""
+    if preset.get("refit"):
+        text += (
+            ", " if text else " "
+        ) + "refit on train+valid (valid NLL not held out)"
+    return text
+
+
 def _edge_figures(run_dir: Path, splits, micro: bool, work: Path) -> dict:
     """Exports the streaming int8 model (into `work`) and compares it with Keras."""
     import numpy as np
@@ -112,6 +123,7 @@ def main() -> int:
                     "valid": metrics["valid"]["nll_per_step"],
                     "test": metrics["test"]["nll_per_step"],
                     "acc": metrics["test"]["frame_accuracy"],
+                    "form": _form(metrics["preset"]),
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
@@ -123,6 +135,12 @@ def main() -> int:
     lines = [
         f"Preset `{args.preset}`"
         + (f", capped at {args.max_minutes} min per model" if args.max_minutes else "")
+        + (
+            f" for the trained rows; the reused JSB run ({args.reuse}) keeps its own"
+            " recipe (its row says which)"
+            if args.reuse
+            else ""
+        )
         + ". NLL per time step: nats, summed over the 88 keys, mean over every time "
         "step of the split. Published JSB test figures: GRU 8.54, LSTM 8.67 "
         "(Chung et al. 2014); LSTM 8.45, GRU 8.43 (Bai et al. 2018). Target: <= 8.4.",
@@ -132,7 +150,7 @@ def main() -> int:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
-        note = " (shipped model)" if row["reused"] else ""
+        note = row["form"] + (" (shipped model)" if row["reused"] else "")
         lines.append(
             f"| {row['dataset']} | {row['cell']}{note} | {row['units']} | {row['dropout']} "
             f"| {row['epochs']} "

@@ -397,6 +397,7 @@ def _io_quantization(details: list[dict], names: list[str]) -> list[dict]:
 # Ops that only move or reshape values: float inputs to them cost no float math.
 _DATA_MOVEMENT_OPS = {
     "CONCATENATION",
+    "DYNAMIC_UPDATE_SLICE",
     "EXPAND_DIMS",
     "GATHER",
     "PACK",

@@ -31,6 +31,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+# TensorFlow's only DynamicUpdateSlice op; the converter maps it to the builtin.
+from tensorflow.compiler.tf2xla.python import xla
+
 from rnnkit.errors import ExportError
 
 RECURRENT_TYPES = (keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN)
@@ -382,24 +385,28 @@ def _run_sequence(layer, inputs, initial_state, mask, options: LoweringOptions, 
     else:
         steps = tf.shape(time_major)[0]
         collect = layer.return_sequences
-        array = tf.TensorArray(tf.float32, size=steps, element_shape=(1, units))
+        # The outputs are written into a (steps, 1, units) tensor carried by the
+        # loop with DYNAMIC_UPDATE_SLICE: a fixed shape at every step. (A
+        # TensorArray lowers to slices and a concatenation whose shapes change
+        # with the step, which TFLite Micro cannot plan: its outputs were wrong.)
+        collected = tf.zeros(tf.stack([steps if collect else 1, batch, units]))
 
-        def body(t, output, states, array):
+        def body(t, output, states, collected):
             output, states = advance(t, states, output)
             if collect:
-                array = array.write(t, output)
-            return t + 1, output, states, array
+                collected = xla.dynamic_update_slice(
+                    collected, output[None], tf.stack([t, 0, 0])
+                )
+            return t + 1, output, states, collected
 
         first_output = q.act(f"{name}/h", tf.zeros((batch, units)))
-        _, output, states, array = tf.while_loop(
+        _, output, states, collected = tf.while_loop(
             lambda t, *_: t < steps,
             body,
-            [0, first_output, initial_state, array],
+            [0, first_output, initial_state, collected],
         )
         sequence = (
-            tf.transpose(q.act(f"{name}/h", array.stack()), [1, 0, 2])
-            if collect
-            else None
+            tf.transpose(q.act(f"{name}/h", collected), [1, 0, 2]) if collect else None
         )
         report.layers.append({"layer": layer.name, "lowered_to": "while_loop"})
     result = sequence if layer.return_sequences else output

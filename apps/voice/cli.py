@@ -1,6 +1,6 @@
 """The voice app's commands: train, evaluate, predict, listen, and its demo part.
 
-    rnnkit train voice [--preset quick|shipped|full] [--labels 12|8] -o RUN/
+    rnnkit train voice [--preset quick|shipped|full-select|full] [--labels 12|8] -o RUN/
     rnnkit evaluate voice MODEL [--data DIR] [--split test] [--json]
     rnnkit predict voice MODEL FILE.wav [FILE.wav ...] [--png OUT.png]
     rnnkit listen MODEL [FILE.wav | --mic] [--threshold T]
@@ -27,7 +27,9 @@ def register(cli) -> None:
         "train", "voice", "Train a keyword spotter on Speech Commands.", _train
     )
     parser.add_argument(
-        "--preset", default="shipped", choices=("quick", "shipped", "full")
+        "--preset",
+        default="shipped",
+        choices=("quick", "shipped", "full-select", "full"),
     )
     parser.add_argument("--labels", default="12", choices=("12", "8"))
     parser.add_argument("-o", "--out", required=True, help="run folder")
@@ -36,6 +38,7 @@ def register(cli) -> None:
         "--folder", default=None, help="train on your own <label>/*.wav folder"
     )
     parser.add_argument("--epochs", type=int, default=None, help="override the preset")
+    add_seed_and_refit(parser)
     parser.add_argument(
         "--no-export", action="store_true", help="skip the int8 .tflite export"
     )
@@ -83,6 +86,18 @@ def register(cli) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON line")
 
 
+def add_seed_and_refit(parser) -> None:
+    """The --seed and --refit flags of `rnnkit train voice` and of the train module."""
+    parser.add_argument("--seed", type=int, default=1234, help="training seed")
+    parser.add_argument(
+        "--refit",
+        action="store_true",
+        default=None,
+        help="train on train + validation speakers, keep the last epoch "
+        "(the `full` preset always does)",
+    )
+
+
 def _to_usage_errors(function):
     """Turns the edge runtime's AudioError into the CLI's UsageError."""
 
@@ -111,6 +126,8 @@ def _train(args) -> int:
         folder=args.folder,
         epochs=args.epochs,
         export=not args.no_export,
+        seed=args.seed,
+        refit=args.refit,
     )
     logger.info(
         "Validation accuracy %.3f; model in %s",

@@ -280,3 +280,27 @@ def test_demo_continues_a_chorale(tmp_path, with_data, request):
         primer = music_midi.read_midi(EXAMPLES_DIR / "primer.mid")
     np.testing.assert_array_equal(roll[: len(primer)], primer)
     assert len(roll) <= len(primer) + 48
+
+
+@pytest.mark.slow
+def test_refit_trains_on_train_and_valid_for_the_fixed_epochs(jsb, tmp_path):
+    """A refit run has no early stopping and sees the validation pieces too."""
+    import dataclasses
+
+    from rnnkit.apps.music.train import get_preset, train
+
+    splits = {"train": jsb["train"][:4], "valid": jsb["valid"][:3], "test": []}
+    preset = dataclasses.replace(
+        get_preset("quick"), epochs=3, patience=1, refit=True, learning_rate=0.0
+    )
+    metrics = train("jsb", preset, tmp_path, splits=splits, seed=0, verbose=0)
+    # With a zero learning rate validation never improves: early stopping with
+    # patience 1 would stop after two epochs, a refit run does all three.
+    assert metrics["epochs_run"] == 3
+    windows = sum(
+        -(-len(roll) // preset.window) for roll in splits["train"] + splits["valid"]
+    )
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history["loss"]) == 3
+    assert metrics["training_windows"] == windows
+    assert get_preset("full").refit and not get_preset("full-select").refit

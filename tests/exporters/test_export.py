@@ -158,13 +158,11 @@ def test_int8_sequence_loop_is_small_and_runs_in_micro(
     assert int8.size_bytes < ratio * results["float32"].size_bytes
     assert int8.parity["max_abs_diff"] < 0.1
     assert int8.micro["runs"] is True
-    if not return_sequences:
-        assert int8.micro["agrees_with_litert"] is True
-    else:
-        # Known: TFLite Micro runs a many-to-many int8 loop (its collected outputs
-        # are sliced and joined as float32 each step) but disagrees with LiteRT;
-        # the exporter says so instead of passing it off as checked.
-        assert int8.micro["agrees_with_litert"] is False
+    # Many-to-many too: the loop writes its outputs with DYNAMIC_UPDATE_SLICE
+    # into a fixed-shape tensor, which TFLite Micro plans like LiteRT.
+    assert int8.micro["agrees_with_litert"] is True
+    if return_sequences:
+        assert "DYNAMIC_UPDATE_SLICE" in int8.ops
     # The same file on the edge runtime agrees with Keras on every step.
     got = EdgeModel(int8.path).run(frames[:4])[0]
     want = model.predict(frames[:4], verbose=0)
