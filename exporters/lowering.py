@@ -120,6 +120,15 @@ class Sites:
     def act(self, name: str, tensor):
         return tensor
 
+    def bounded(self, name: str, tensor, low: float, high: float):
+        """An activation output whose int8 range TFLite fixes (sigmoid, tanh).
+
+        TFLite's int8 LOGISTIC and TANH kernels always output with one scale
+        (1/256 and 1/128); a recorded range that differs makes the converter
+        add a requantizing QUANTIZE op after each of them.
+        """
+        return self.act(name, tensor)
+
     def weight(self, name: str, array: np.ndarray):
         """A weight as a graph constant."""
         return tf.constant(array)
@@ -183,6 +192,11 @@ def _project_inputs(weights: _CellWeights, inputs, q: Sites = _PLAIN, name=""):
     return q.act(f"{name}/projected", tf.matmul(inputs, kernel) + weights.input_bias)
 
 
+# The fixed output ranges of TFLite's int8 LOGISTIC (scale 1/256, zero point
+# -128) and TANH (scale 1/128, zero point 0), as fake-quantization min/max.
+_INT8_ACTIVATION_RANGES = {"sigmoid": (0.0, 255 / 256), "tanh": (-1.0, 127 / 128)}
+
+
 def _step(
     weights: _CellWeights,
     projected,
@@ -204,6 +218,12 @@ def _step(
     def site(role, tensor):
         return q.act(f"{name}/{role}", tensor)
 
+    def activated(role, function, tensor):
+        bounds = _INT8_ACTIVATION_RANGES.get(getattr(function, "__name__", ""))
+        if bounds is None:
+            return site(role, function(tensor))
+        return q.bounded(f"{name}/{role}", function(tensor), *bounds)
+
     if weights.kind == "lstm":
         if recurrent_included:
             z = projected
@@ -213,10 +233,12 @@ def _step(
             )
             z = site("z", projected + h_proj)
         i, f, g, o = tf.split(z, 4, axis=-1)
-        i, f, o = site("i", rec_act(i)), site("f", rec_act(f)), site("o", rec_act(o))
-        g = site("g", act(g))
+        i = activated("i", rec_act, i)
+        f = activated("f", rec_act, f)
+        o = activated("o", rec_act, o)
+        g = activated("g", act, g)
         c = site("c", site("fc", f * states[1]) + site("ig", i * g))
-        h = site("h", o * site("tanh_c", act(c)))
+        h = site("h", o * activated("tanh_c", act, c))
         return h, [h, c]
     if weights.kind == "gru":
         x_z, x_r, x_h = tf.split(projected, 3, axis=-1)
@@ -224,19 +246,22 @@ def _step(
             rec = q.weight(f"{name}/rec", weights.recurrent)
             h_proj = site("h_proj", tf.matmul(h, rec) + weights.recurrent_bias)
             h_z, h_r, h_h = tf.split(h_proj, 3, axis=-1)
-            z = site("z", rec_act(site("z_in", x_z + h_z)))
-            r = site("r", rec_act(site("r_in", x_r + h_r)))
-            candidate = act(site("c_in", x_h + site("rh", r * h_h)))
+            z = activated("z", rec_act, site("z_in", x_z + h_z))
+            r = activated("r", rec_act, site("r_in", x_r + h_r))
+            candidate = activated(
+                "candidate", act, site("c_in", x_h + site("rh", r * h_h))
+            )
         else:
             rec_zr = q.weight(f"{name}/rec_zr", weights.recurrent[:, : 2 * units])
             rec_h = q.weight(f"{name}/rec_h", weights.recurrent[:, 2 * units :])
             h_zr = site("h_proj", tf.matmul(h, rec_zr))
             h_z, h_r = tf.split(h_zr, 2, axis=-1)
-            z = site("z", rec_act(site("z_in", x_z + h_z)))
-            r = site("r", rec_act(site("r_in", x_r + h_r)))
+            z = activated("z", rec_act, site("z_in", x_z + h_z))
+            r = activated("r", rec_act, site("r_in", x_r + h_r))
             reset_h = tf.matmul(site("rh", r * h), rec_h)
-            candidate = act(site("c_in", x_h + site("rh_proj", reset_h)))
-        candidate = site("candidate", candidate)
+            candidate = activated(
+                "candidate", act, site("c_in", x_h + site("rh_proj", reset_h))
+            )
         keep = site("keep", z * h)
         h = site("h", keep + site("new", site("one_minus_z", 1.0 - z) * candidate))
         return h, [h]

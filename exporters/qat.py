@@ -74,6 +74,11 @@ class FakeQuantSites(Sites):
             tensor, tf.constant(low), tf.constant(high), num_bits=8
         )
 
+    def bounded(self, name, tensor, low, high):
+        return tf.quantization.fake_quant_with_min_max_vars(
+            tensor, tf.constant(low), tf.constant(high), num_bits=8
+        )
+
     def weight(self, name, array):
         # One symmetric scale per weight. Per-channel scales would be finer, but
         # the converter turns the hoisted (B, T, F) @ (F, G) product into

@@ -170,6 +170,46 @@ def test_int8_sequence_loop_is_small_and_runs_in_micro(
     assert np.max(np.abs(got - want)) < 0.1
 
 
+def _requantize_ops(model_bytes: bytes) -> int:
+    """QUANTIZE ops of a .tflite whose input is already int8, in every subgraph."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(model_bytes, 0)
+    quantize = schema.BuiltinOperator.QUANTIZE
+    count = 0
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        for o in range(graph.OperatorsLength()):
+            op = graph.Operators(o)
+            code = model.OperatorCodes(op.OpcodeIndex())
+            if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) != quantize:
+                continue
+            source = graph.Tensors(op.Inputs(0))
+            count += source.Type() == schema.TensorType.INT8
+    return count
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_int8_loop_gates_use_the_fixed_activation_scales(tmp_path, rng, cell):
+    """Sigmoid/tanh outputs carry TFLite's own int8 scales: no requantizing op."""
+    import keras
+
+    layer = keras.layers.LSTM if cell == "lstm" else keras.layers.GRU
+    inputs = keras.Input((None, 16))
+    model = keras.Model(inputs, keras.layers.Dense(10)(layer(32)(inputs)))
+    frames = rng.normal(size=(16, 12, 16)).astype(np.float32)
+    result = export_model(
+        model,
+        tmp_path / "int8.tflite",
+        quantize="int8",
+        representative_data=frames,
+        fuse_lstm=False,
+    )
+    assert "WHILE" in result.ops
+    assert _requantize_ops(result.path.read_bytes()) == 0
+    assert result.parity["max_abs_diff"] < 0.1
+
+
 def test_int8_loop_form_falls_back_to_unrolling_for_unmarked_layers(tmp_path, rng):
     """A layer whose own math the int8 loop form cannot mark: unrolled, still int8."""
     import keras
