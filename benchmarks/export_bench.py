@@ -53,7 +53,7 @@ np.save(os.path.join(folder, kind + "_want.npy"), model.predict(test, verbose=0)
 one = test[:1]
 model.predict_on_batch(one)
 times = []
-for _ in range(30):
+for _ in range(200):
     start = time.perf_counter(); model.predict_on_batch(one); times.append(time.perf_counter() - start)
 print(json.dumps({"keras_ms": 1000 * float(np.median(times))}))
 """
@@ -165,7 +165,7 @@ def run_one(x):
 got = np.stack([run_one(x) for x in test])
 error = float(np.max(np.abs(got - want)))
 times = []
-for _ in range(30):
+for _ in range(200):
     start = time.perf_counter(); run_one(test[0]); times.append(time.perf_counter() - start)
 print(json.dumps({"runs": True, "ops": ops, "size": size, "error": error,
                   "ms": 1000 * float(np.median(times))}))
@@ -357,7 +357,7 @@ def _path_table(rows) -> str:
     body = (
         f"Seeded models, {UNITS} units, {STEPS} steps x {FEATURES} features, Dense("
         f"{CLASSES}) on the last output; error vs Keras on 8 held-out sequences; latency "
-        "= median of 30 single-sequence runs. `rnnkit_stream` is the one-step file "
+        "= median of 200 single-sequence runs. `rnnkit_stream` is the one-step file "
         f"stepped {STEPS} times from Python (per-step call overhead included). "
         "`rnnkit_loop`: `fuse_lstm=False`, the LSTM as a WHILE loop like a GRU. "
         "rnnkit int8 files with a WHILE loop are calibrated by rnnkit "
