@@ -12,6 +12,7 @@ import dataclasses
 
 import keras
 
+from rnnkit.errors import UsageError
 from rnnkit.layers import RecurrentStack
 
 INPUT_NAME = "token_ids"
@@ -30,6 +31,9 @@ class ModelConfig:
         bidirectional: read the sentence both ways.
         embedding_dropout: dropout on the word vectors.
         dropout: dropout between recurrent layers and before the classifier.
+        pooling: the sentence vector: "last" (the recurrent stack's final
+            state) or "max" (the maximum over every step's output; tried on
+            SST-2 without gain, see benchmarks/sentiment_trials.py).
     """
 
     cell: str = "lstm"
@@ -39,6 +43,7 @@ class ModelConfig:
     bidirectional: bool = True
     embedding_dropout: float = 0.3
     dropout: float = 0.4
+    pooling: str = "last"
 
 
 def build_model(vocab_size: int, num_classes: int, config: ModelConfig) -> keras.Model:
@@ -59,15 +64,22 @@ def build_model(vocab_size: int, num_classes: int, config: ModelConfig) -> keras
     )(inputs)
     if config.embedding_dropout:
         x = keras.layers.Dropout(config.embedding_dropout, name="embedding_dropout")(x)
+    if config.pooling not in ("last", "max"):
+        raise UsageError(
+            f"Unknown pooling. Expected 'last' or 'max'. Received: {config.pooling!r}"
+        )
     x = RecurrentStack(
         config.cell,
         units=config.units,
         num_layers=config.num_layers,
         bidirectional=config.bidirectional,
         dropout=config.dropout,
-        return_sequences=False,
+        return_sequences=config.pooling == "max",
         name="encoder",
     )(x)
+    if config.pooling == "max":
+        # Masked steps output zeros, which only win where every real step is < 0.
+        x = keras.layers.GlobalMaxPooling1D(name="pooling")(x)
     if config.dropout:
         x = keras.layers.Dropout(config.dropout, name="classifier_dropout")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name=OUTPUT_NAME)(x)

@@ -336,3 +336,18 @@ def test_predict_reads_stdin_and_refuses_bad_bytes(int8_path):
     )
     assert bad.returncode == 2
     assert b"not valid utf-8" in bad.stderr and b"Traceback" not in bad.stderr
+
+
+def test_max_pooling_option_and_its_bad_value():
+    from rnnkit.apps.sentiment.model import ModelConfig, build_model
+
+    from rnnkit.errors import UsageError
+
+    model = build_model(50, 2, ModelConfig(units=8, embedding_dim=8, pooling="max"))
+    ids = np.array([[3, 4, 5, 0, 0], [6, 7, 8, 9, 10]], np.int32)
+    probs = np.asarray(model(ids))
+    assert probs.shape == (2, 2)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert model.get_layer("pooling") is not None
+    with pytest.raises(UsageError, match="Expected 'last' or 'max'"):
+        build_model(50, 2, ModelConfig(pooling="mean"))
