@@ -140,7 +140,10 @@ def train(
     seed: int = 1234,
     refit: bool | None = None,
 ) -> dict:
-    """Trains a classifier on the training speakers and saves it in `run_dir`.
+    """Trains a classifier and saves it in `run_dir`.
+
+    It trains on the training speakers; with `refit`, on the validation
+    speakers too.
 
     Args:
         preset: a preset name ('quick', 'shipped', 'full-select', 'full') or a
