@@ -420,25 +420,39 @@ def _float_ops(model_bytes: bytes) -> tuple[list[str], list[str]]:
         between iterations, like its state). QUANTIZE/DEQUANTIZE and control flow
         (WHILE) are neither.
     """
+    carried = {"QUANTIZE", "DEQUANTIZE", "WHILE", "IF", "CALL_ONCE"}
+    floats = {
+        name
+        for name, input_types in ops_with_input_types(model_bytes)
+        if name not in carried and "FLOAT32" in input_types
+    }
+    return sorted(floats - _DATA_MOVEMENT_OPS), sorted(floats & _DATA_MOVEMENT_OPS)
+
+
+def ops_with_input_types(model_bytes: bytes):
+    """(op name, [input tensor type names]) for every op of every subgraph.
+
+    Type names are the schema's TensorType names ("FLOAT32", "INT8", ...);
+    omitted optional inputs are left out.
+    """
     from tensorflow.lite.python import schema_py_generated as schema
 
     from rnnkit.edge._opcodes import BUILTIN_OPERATORS
 
+    type_names = {
+        value: name
+        for name, value in vars(schema.TensorType).items()
+        if not name.startswith("_")
+    }
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model_bytes, 0))
     codes = [max(c.deprecatedBuiltinCode, c.builtinCode) for c in model.operatorCodes]
-    carried = {"QUANTIZE", "DEQUANTIZE", "WHILE", "IF", "CALL_ONCE"}
-    floats = set()
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
-            name = BUILTIN_OPERATORS.get(codes[op.opcodeIndex], "CUSTOM")
-            if name in carried:
-                continue
             inputs = [i for i in (op.inputs if op.inputs is not None else []) if i >= 0]
-            if any(
-                subgraph.tensors[i].type == schema.TensorType.FLOAT32 for i in inputs
-            ):
-                floats.add(name)
-    return sorted(floats - _DATA_MOVEMENT_OPS), sorted(floats & _DATA_MOVEMENT_OPS)
+            yield (
+                BUILTIN_OPERATORS.get(codes[op.opcodeIndex], "CUSTOM"),
+                [type_names.get(subgraph.tensors[i].type) for i in inputs],
+            )
 
 
 def _tf_specs(specs, time_steps=None, step=False):
@@ -461,6 +475,20 @@ def _has_time_axis(spec) -> bool:
     return len(spec.shape) >= 1
 
 
+def _serving(fn):
+    """The lowered sequence function as a serving signature: named float outputs."""
+    import tensorflow as tf
+
+    def serve(*inputs):
+        outputs = fn(list(inputs))
+        return {
+            f"output_{i}": tf.cast(o, tf.float32) if o.dtype != tf.float32 else o
+            for i, o in enumerate(outputs)
+        }
+
+    return serve
+
+
 def _build_sequence(
     keras_model, specs, quantize, samples, static_length=False, fuse_lstm=True
 ):
@@ -469,15 +497,7 @@ def _build_sequence(
 
     def make(options):
         fn, report = lower_sequence(keras_model, options)
-
-        def serve(*inputs):
-            outputs = fn(list(inputs))
-            return {
-                f"output_{i}": tf.cast(o, tf.float32) if o.dtype != tf.float32 else o
-                for i, o in enumerate(outputs)
-            }
-
-        return serve, report
+        return _serving(fn), report
 
     options = LoweringOptions(fuse_lstm=fuse_lstm)
     serve, report = make(options)
@@ -549,7 +569,6 @@ def _build_sequence_carried(keras_model, specs, samples, static_length=False):
     With `static_length` the time axis is fixed to the representative data's
     length (TFLite Micro allocates static shapes only); the loop stays a loop.
     """
-    import tensorflow as tf
     from rnnkit.exporters.lowering import LoweringOptions, lower_sequence
     from rnnkit.exporters.qat import FakeQuantSites, calibrate
 
@@ -560,14 +579,7 @@ def _build_sequence_carried(keras_model, specs, samples, static_length=False):
     fn, report = lower_sequence(
         keras_model, LoweringOptions(fuse_lstm=False, sites=sites)
     )
-
-    def serve(*inputs):
-        outputs = fn(list(inputs))
-        return {
-            f"output_{i}": tf.cast(o, tf.float32) if o.dtype != tf.float32 else o
-            for i, o in enumerate(outputs)
-        }
-
+    serve = _serving(fn)
     tf_specs = _tf_specs(specs, time_steps=time_steps if static_length else None)
     # The conversion traces `serve`, which fills `report` and `sites.missing`.
     model_bytes = _convert(serve, tf_specs, "int8", None, keras_model, carried=True)

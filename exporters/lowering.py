@@ -311,11 +311,6 @@ def _fused_lstm_fn(go_backwards: bool):
     return tf.function(lstm, autograph=False, experimental_attributes=attributes)
 
 
-def _masked_update(mask_t, new, old):
-    """Keeps `old` where the step is masked out: mask_t (B, 1) float."""
-    return old + mask_t * (new - old)
-
-
 def _run_sequence(layer, inputs, initial_state, mask, options: LoweringOptions, report):
     """Lowers one unidirectional recurrent layer over a whole sequence."""
     weights = _CellWeights(layer)
@@ -786,27 +781,6 @@ def unmarked_layers(model) -> list[str]:
             continue
         elif not isinstance(layer, _MARKED_TYPES):
             found.append(f"{layer.name} ({type(layer).__name__})")
-    return found
-
-
-def recurrent_layers(model) -> list:
-    """Every Keras recurrent layer inside `model`, in `model.layers` order, nested."""
-    from rnnkit.layers import RecurrentStack
-
-    found = []
-    for layer in model.layers if hasattr(model, "layers") else []:
-        if isinstance(layer, keras.Model):
-            found.extend(recurrent_layers(layer))
-        elif isinstance(layer, RecurrentStack):
-            for inner in layer.recurrent_layers:
-                if isinstance(inner, keras.layers.Bidirectional):
-                    found.extend([inner.forward_layer, inner.backward_layer])
-                else:
-                    found.append(inner)
-        elif isinstance(layer, keras.layers.Bidirectional):
-            found.extend([layer.forward_layer, layer.backward_layer])
-        elif isinstance(layer, RECURRENT_TYPES):
-            found.append(layer)
     return found
 
 

@@ -14,7 +14,8 @@ This module calibrates the loop itself instead:
    names that are the same at every time step.
 2. The model is lowered again with the WHILE loop kept, and `FakeQuantSites`
    puts a fake-quantization node with the recorded range on each marked tensor
-   and a per-channel symmetric one on each weight.
+   (TFLite's fixed ranges on sigmoid and tanh outputs) and a symmetric one on
+   each weight.
 3. The converter, told that the graph carries its own ranges (the way it treats
    a quantization-aware-trained model), emits int8 kernels inside the loop. The
    loop-carried state stays float32 between iterations (the converter does not
@@ -70,9 +71,7 @@ class FakeQuantSites(Sites):
         low, high = min(low, 0.0), max(high, 0.0)
         if high - low < 1e-6:
             high = low + 1e-6
-        return tf.quantization.fake_quant_with_min_max_vars(
-            tensor, tf.constant(low), tf.constant(high), num_bits=8
-        )
+        return self.bounded(name, tensor, low, high)
 
     def bounded(self, name, tensor, low, high):
         return tf.quantization.fake_quant_with_min_max_vars(

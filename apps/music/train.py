@@ -97,7 +97,8 @@ PRESETS = {
     "full-select": Preset(max_minutes=45.0, members=4),
     # The benchmark recipe and the shipped model: `full-select` refit on train +
     # valid (305 chorales) for 33 epochs, about its members' median best epoch,
-    # no early stopping. About 10 minutes for the four on an idle 2-core machine.
+    # no early stopping. 9.6 minutes for the four on the 2-core machine while a
+    # voice training ran.
     "full": Preset(max_minutes=45.0, members=4, refit=True, epochs=33),
 }
 

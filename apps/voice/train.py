@@ -1,10 +1,11 @@
 """Training the keyword classifier, with presets, and exporting its device forms.
 
 `python -m rnnkit.apps.voice.train --preset full -o models/voice` trains the
-shipped model (about 22 minutes on an idle 2-core machine). The run folder gets
-`model.keras`, `voice.json` (labels, feature settings, threshold), `metrics.json`,
-the `rnnkit.training.fit` files, and `model_int8.tflite`: the one-step streaming
-int8 model for LiteRT and TFLite Micro, with its manifest.
+shipped model (22 minutes on the 2-core machine, shared with one other
+training). The run folder gets `model.keras`, `voice.json` (labels, feature
+settings, threshold), `metrics.json`, the `rnnkit.training.fit` files, and
+`model_int8.tflite`: the one-step streaming int8 model for LiteRT and TFLite
+Micro, with its manifest.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ PRESETS = {
     ),
     # The benchmark recipe and the shipped model: `full-select` refit on the
     # training and validation speakers together, last epoch kept (22 minutes on
-    # an idle 2-core machine).
+    # the 2-core machine while a music training ran).
     "full": Preset(
         "full",
         ModelConfig(units=64, front_units=64, num_layers=2, dropout=0.15),
@@ -277,7 +278,11 @@ def train(
     metrics["parameters"] = int(best.count_params())
     for split in ("validation", "test"):
         if len(waveforms[split]):
-            features = clip_features(waveforms[split], feature_config)
+            features = (
+                val_features
+                if split == "validation"
+                else clip_features(waveforms[split], feature_config)
+            )
             probs = best.predict(features, verbose=0, batch_size=256)
             metrics[split] = accuracy_report(
                 probs, targets[split], label_names, preset.threshold

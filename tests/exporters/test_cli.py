@@ -8,12 +8,17 @@ from exporter_models import padded_tokens, sentiment_model
 from rnnkit.cli import main
 
 
-def test_export_then_inspect(tmp_path, rng, capsys):
-    model = sentiment_model("lstm", True)
+def _saved_model_and_samples(tmp_path, rng, cell, bidirectional):
+    """A small sentiment model saved as .keras and token samples saved as .npy."""
     keras_path = tmp_path / "model.keras"
-    model.save(keras_path)
+    sentiment_model(cell, bidirectional).save(keras_path)
     samples = tmp_path / "samples.npy"
     np.save(samples, padded_tokens(rng))
+    return keras_path, samples
+
+
+def test_export_then_inspect(tmp_path, rng, capsys):
+    keras_path, samples = _saved_model_and_samples(tmp_path, rng, "lstm", True)
     metadata = tmp_path / "meta.json"
     metadata.write_text(json.dumps({"labels": ["negative", "positive"]}))
     out = tmp_path / "out" / "model_int8.tflite"
@@ -50,11 +55,7 @@ def test_export_then_inspect(tmp_path, rng, capsys):
 
 
 def test_export_lstm_loop_flag(tmp_path, rng, capsys):
-    model = sentiment_model("lstm", False)
-    keras_path = tmp_path / "model.keras"
-    model.save(keras_path)
-    samples = tmp_path / "samples.npy"
-    np.save(samples, padded_tokens(rng))
+    keras_path, samples = _saved_model_and_samples(tmp_path, rng, "lstm", False)
     out = tmp_path / "loop_int8.tflite"
     command = ["export", str(keras_path), "--quantize", "int8", "--lstm-loop"]
     command += ["--representative-data", str(samples), "-o", str(out), "--json"]
@@ -65,9 +66,7 @@ def test_export_lstm_loop_flag(tmp_path, rng, capsys):
 
 
 def test_export_refuses_pickled_or_missing_samples(tmp_path, rng):
-    model = sentiment_model("gru", False)
-    keras_path = tmp_path / "model.keras"
-    model.save(keras_path)
+    keras_path, _ = _saved_model_and_samples(tmp_path, rng, "gru", False)
     pickled = tmp_path / "objects.npy"
     np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     for samples in (pickled, tmp_path / "missing.npy"):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from exporter_models import frames_model, padded_tokens, sentiment_model
 from rnnkit.exporters import export_model
+from rnnkit.exporters.export import ops_with_input_types
 
 from rnnkit.edge import EdgeModel
 
@@ -170,28 +171,10 @@ def test_int8_sequence_loop_is_small_and_runs_in_micro(
     assert np.max(np.abs(got - want)) < 0.1
 
 
-def _requantize_ops(model_bytes: bytes) -> int:
-    """QUANTIZE ops of a .tflite whose input is already int8, in every subgraph."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    model = schema.Model.GetRootAsModel(model_bytes, 0)
-    quantize = schema.BuiltinOperator.QUANTIZE
-    count = 0
-    for g in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(g)
-        for o in range(graph.OperatorsLength()):
-            op = graph.Operators(o)
-            code = model.OperatorCodes(op.OpcodeIndex())
-            if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) != quantize:
-                continue
-            source = graph.Tensors(op.Inputs(0))
-            count += source.Type() == schema.TensorType.INT8
-    return count
-
-
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_int8_loop_gates_use_the_fixed_activation_scales(tmp_path, rng, cell):
-    """Sigmoid/tanh outputs carry TFLite's own int8 scales: no requantizing op."""
+    """The int8 loop form (LSTM with fuse_lstm=False): integer math throughout,
+    and sigmoid/tanh outputs carry TFLite's own int8 scales (no requantizing op)."""
     import keras
 
     layer = keras.layers.LSTM if cell == "lstm" else keras.layers.GRU
@@ -206,7 +189,14 @@ def test_int8_loop_gates_use_the_fixed_activation_scales(tmp_path, rng, cell):
         fuse_lstm=False,
     )
     assert "WHILE" in result.ops
-    assert _requantize_ops(result.path.read_bytes()) == 0
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in result.ops
+    assert result.parity["float_ops"] == []
+    requantizing = [
+        name
+        for name, input_types in ops_with_input_types(result.path.read_bytes())
+        if name == "QUANTIZE" and input_types == ["INT8"]
+    ]
+    assert requantizing == []
     assert result.parity["max_abs_diff"] < 0.1
 
 
@@ -225,25 +215,6 @@ def test_int8_loop_form_falls_back_to_unrolling_for_unmarked_layers(tmp_path, rn
     assert {e["lowered_to"] for e in result.parity["lowered"]} == {"unrolled"}
     assert "WHILE" not in result.ops
     assert result.parity["max_abs_diff"] < 0.3
-
-
-def test_lstm_loop_option_keeps_a_quantized_loop(tmp_path, rng):
-    import keras
-
-    inputs = keras.Input((None, 6))
-    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.LSTM(8)(inputs)))
-    frames = rng.normal(size=(8, 7, 6)).astype(np.float32)
-    result = export_model(
-        model,
-        tmp_path / "m.tflite",
-        quantize="int8",
-        representative_data=frames,
-        fuse_lstm=False,
-    )
-    assert "WHILE" in result.ops
-    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in result.ops
-    assert result.parity["float_ops"] == []
-    assert result.parity["max_abs_diff"] < 0.1
 
 
 def test_go_backwards_sequence(tmp_path, rng):
