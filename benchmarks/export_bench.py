@@ -118,7 +118,7 @@ else:
     from rnnkit.exporters import export_model
     export_model(base + ".keras", out, quantize=quantize, representative_data=calibration,
                  streaming=(path == "rnnkit_stream"), validation_data=test,
-                 fuse_lstm=(path != "rnnkit_loop"))
+                 fuse_lstm={"rnnkit_fused": True, "rnnkit_loop": False}.get(path))
 
 from ai_edge_litert.interpreter import Interpreter
 from rnnkit.edge._opcodes import op_names
@@ -194,7 +194,7 @@ for kind in ("lstm", "gru", "simple_rnn"):
             out = os.path.join(folder, f"q_{{kind}}_{{form}}_{{quantize}}.tflite")
             r = export_model(model, out, quantize=quantize, representative_data=cal,
                              validation_data=test, streaming=form == "streaming",
-                             fuse_lstm=form != "sequence_loop")
+                             fuse_lstm=form == "sequence")
             it = Interpreter(model_path=out, num_threads=1)
             details = it.get_input_details()
             if form != "streaming" and -1 in list(details[0]["shape_signature"]):
@@ -261,14 +261,22 @@ def main(argv: list[str] | None = None) -> None:
             rows = []
             for kind in MODELS:
                 keras_ms = _child(_PREPARE, folder, kind).get("keras_ms", float("nan"))
-                paths = ["rnnkit"]
+                # rnnkit's default fuses LSTMs in float32 and loops them in
+                # int8; the other form of each is measured beside it.
+                paths = [("rnnkit", ("float32", "int8"))]
                 if kind in ("lstm", "bilstm", "lstm2"):
-                    paths.append("rnnkit_loop")  # fuse_lstm=False
+                    paths += [
+                        ("rnnkit_fused", ("int8",)),
+                        ("rnnkit_loop", ("float32",)),
+                    ]
                 if kind != "bilstm":  # a bidirectional model has no streaming form
-                    paths.append("rnnkit_stream")
-                paths += ["keras3", "tf_keras"]
-                for path in paths:
-                    for quantize in ("float32", "int8"):
+                    paths.append(("rnnkit_stream", ("float32", "int8")))
+                paths += [
+                    ("keras3", ("float32", "int8")),
+                    ("tf_keras", ("float32", "int8")),
+                ]
+                for path, quantizations in paths:
+                    for quantize in quantizations:
                         result = _child(_CANDIDATE, folder, kind, path, quantize)
                         rows.append((kind, path, quantize, keras_ms, result))
                         print(kind, path, quantize, result, flush=True)
@@ -336,6 +344,44 @@ def _write(rows, choice: dict | None = None) -> None:
     write_section("export", "Export paths: Keras 3 vs tf_keras vs rnnkit", body)
 
 
+def _targets_table(rows) -> str:
+    """The issue's targets, per model, for rnnkit's default export.
+
+    The int8 file is compared with the float32 file of the same form (for
+    LSTMs by default the WHILE loop: `rnnkit_loop` float32) and with the
+    default float32 file (for LSTMs the fused op).
+    """
+    found = {(kind, path, q): (keras_ms, r) for kind, path, q, keras_ms, r in rows}
+    lines = [
+        "| model | int8 form | int8 size vs float32 (same form) | int8 ms vs float32 "
+        "(same form) | int8 ms vs default float32 | float32 max abs err | float32 "
+        "speed-up vs Keras |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for kind in MODELS:
+        keras_ms, int8 = found.get((kind, "rnnkit", "int8"), (None, {}))
+        _, default_float = found.get((kind, "rnnkit", "float32"), (None, {}))
+        _, loop_float = found.get((kind, "rnnkit_loop", "float32"), (None, {}))
+        if not (int8.get("runs") and default_float.get("runs")):
+            lines.append(f"| {kind} | not measured | | | | | |")
+            continue
+        same = loop_float if loop_float.get("runs") else default_float
+        form = (
+            "loop" if loop_float.get("runs") or kind in ("gru", "simple_rnn") else "?"
+        )
+        lines.append(
+            f"| {kind} | {form} | {int8['size'] / same['size']:.3f}x | "
+            f"{int8['ms'] / same['ms']:.2f}x | {int8['ms'] / default_float['ms']:.2f}x | "
+            f"{default_float['error']:.1e} | {keras_ms / default_float['ms']:.1f}x |"
+        )
+    return (
+        "Targets (issue: int8 <= 0.30x of float32 for LSTM, int8 smaller and not "
+        "slower than float32, float32 error <= 1e-5, TFLite float32 >= 8x faster "
+        "than Keras `predict_on_batch`), rnnkit's default export:\n\n"
+        + "\n".join(lines)
+    )
+
+
 def _path_table(rows) -> str:
     lines = [
         "| model | path | quant | runs on LiteRT | size (KB) | max abs err | "
@@ -355,18 +401,26 @@ def _path_table(rows) -> str:
                 f"| | | | {keras_ms:.2f} | |"
             )
     body = (
-        f"Seeded models, {UNITS} units, {STEPS} steps x {FEATURES} features, Dense("
-        f"{CLASSES}) on the last output; error vs Keras on 8 held-out sequences; latency "
-        "= median of 200 single-sequence runs. `rnnkit_stream` is the one-step file "
-        f"stepped {STEPS} times from Python (per-step call overhead included). "
-        "`rnnkit_loop`: `fuse_lstm=False`, the LSTM as a WHILE loop like a GRU. "
-        "rnnkit int8 files with a WHILE loop are calibrated by rnnkit "
-        "(`exporters/qat.py`); ops are read from the file, all subgraphs. "
-        "`tf_keras`: the same weights in a tf_keras model with a static batch of 1 "
-        "(`tf_keras.Input(..., batch_size=1)`, TF_USE_LEGACY_KERAS=1), converted by "
-        "`TFLiteConverter.from_keras_model` with builtin ops only; a signal means "
-        "the child process died (for int8 GRU/SimpleRNN: a segfault in the "
-        "converter's int8 calibration of the WHILE loop).\n\n" + "\n".join(lines)
+        _targets_table(rows)
+        + "\n\n"
+        + (
+            f"Seeded models, {UNITS} units, {STEPS} steps x {FEATURES} features, Dense("
+            f"{CLASSES}) on the last output; error vs Keras on 8 held-out sequences; latency "
+            "= median of 200 single-sequence runs. `rnnkit_stream` is the one-step file "
+            f"stepped {STEPS} times from Python (per-step call overhead included). "
+            "`rnnkit` is the default export: LSTMs fused in float32, a WHILE loop in "
+            "int8 (the fused int8 kernel is slow on x86); `rnnkit_fused` "
+            "(`fuse_lstm=True`) gives the fused int8 file, `rnnkit_loop` "
+            "(`fuse_lstm=False`) the float32 loop, so that each int8 file has a float32 "
+            "file of its own form beside it. "
+            "rnnkit int8 files with a WHILE loop are calibrated by rnnkit "
+            "(`exporters/qat.py`); ops are read from the file, all subgraphs. "
+            "`tf_keras`: the same weights in a tf_keras model with a static batch of 1 "
+            "(`tf_keras.Input(..., batch_size=1)`, TF_USE_LEGACY_KERAS=1), converted by "
+            "`TFLiteConverter.from_keras_model` with builtin ops only; a signal means "
+            "the child process died (for int8 GRU/SimpleRNN: a segfault in the "
+            "converter's int8 calibration of the WHILE loop).\n\n" + "\n".join(lines)
+        )
     )
     return body
 

@@ -38,11 +38,18 @@ def register(cli) -> None:
         default=None,
         help=".npy of sample inputs, batch first (required for int8)",
     )
-    parser.add_argument(
+    lstm_form = parser.add_mutually_exclusive_group()
+    lstm_form.add_argument(
         "--lstm-loop",
         action="store_true",
-        help="lower LSTMs to a loop instead of the fused LSTM op (int8: faster "
-        "on x86 CPUs, about 20%% larger)",
+        help="lower LSTMs to a WHILE loop (the default for int8, where rnnkit "
+        "can calibrate the loop: faster on x86 CPUs than the fused int8 op)",
+    )
+    lstm_form.add_argument(
+        "--lstm-fused",
+        action="store_true",
+        help="lower LSTMs to the fused UNIDIRECTIONAL_SEQUENCE_LSTM op (the "
+        "default for float32, float16 and dynamic; smallest int8 file)",
     )
     parser.add_argument(
         "--metadata", default=None, help="JSON file of metadata to embed"
@@ -101,7 +108,7 @@ def _export(args) -> int:
         streaming=args.streaming,
         micro=args.micro,
         metadata=metadata,
-        fuse_lstm=not args.lstm_loop,
+        fuse_lstm=True if args.lstm_fused else (False if args.lstm_loop else None),
     )
     summary = {
         "path": str(result.path),

@@ -210,7 +210,7 @@ def export_model(
     micro: bool = False,
     metadata: dict | None = None,
     validation_data=None,
-    fuse_lstm: bool = True,
+    fuse_lstm: bool | None = None,
 ) -> ExportResult:
     """Exports a Keras recurrent model to a builtin-only .tflite file.
 
@@ -232,11 +232,13 @@ def export_model(
         metadata: JSON-serializable dict stored in the file and the manifest.
         validation_data: held-out inputs for the parity report (defaults to the
             representative data).
-        fuse_lstm: lower eligible LSTMs to the fused UNIDIRECTIONAL_SEQUENCE_LSTM
-            op (smallest file; its full-integer int8 kernel is slow on x86). False
-            lowers them to a WHILE loop like GRUs: with int8, 8-15x faster than
-            the fused int8 op on x86 and about 20% larger (benchmarks/results/
-            export.md, 64-unit LSTM).
+        fuse_lstm: True lowers eligible LSTMs to the fused
+            UNIDIRECTIONAL_SEQUENCE_LSTM op; False to a WHILE loop like GRUs.
+            None (the default) fuses them except in full-integer int8, where
+            the loop is used when rnnkit can calibrate it: the fused op's int8
+            kernel is 7-12x slower than float32 on x86, the int8 loop faster
+            than float32 and 5% larger than the fused int8 file
+            (benchmarks/results/export.md, 64-unit LSTM).
 
     Returns:
         An `ExportResult`.
@@ -273,6 +275,8 @@ def export_model(
             "Full-integer int8 export needs `representative_data` (real samples, "
             "batch first) to calibrate activation ranges. Received: None"
         )
+    if fuse_lstm is None:
+        fuse_lstm = not (quantize == "int8" and _int8_loop_covers(keras_model))
     held_out = _normalize_samples(validation_data, specs, "validation_data")
     if held_out is None:
         held_out = samples
@@ -296,9 +300,10 @@ def export_model(
     }
     full_metadata = dict(metadata or {})
     full_metadata["rnnkit"] = rnnkit_info
+    from rnnkit.exporters.compact import compact
     from rnnkit.exporters.metadata import embed_metadata
 
-    model_bytes = embed_metadata(model_bytes, full_metadata)
+    model_bytes = embed_metadata(compact(model_bytes), full_metadata)
 
     edge = EdgeModel(model_bytes)
     ops = edge.ops
@@ -487,6 +492,13 @@ def _serving(fn):
         }
 
     return serve
+
+
+def _int8_loop_covers(keras_model) -> bool:
+    """Whether rnnkit's int8 loop calibration marks every layer of the model."""
+    from rnnkit.exporters.lowering import unmarked_layers
+
+    return not unmarked_layers(keras_model)
 
 
 def _build_sequence(

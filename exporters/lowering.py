@@ -349,31 +349,37 @@ def _run_sequence(layer, inputs, initial_state, mask, options: LoweringOptions, 
         q.act(f"{name}/{role}", state)
         for role, state in zip(state_roles, initial_state, strict=True)
     ]
+    # Steps are gathered along the time axis of the batch-major (B, T, G*H)
+    # projection: no transpose, so no extra op or tensor in the file.
     projected = _project_inputs(weights, inputs, q, name)
-    time_major = tf.transpose(projected, [1, 0, 2])
     mask_tm = None
     if mask is not None:
-        # Transposed while still boolean, so that no float op moves it.
-        time_major_mask = tf.transpose(mask, [1, 0])[:, :, None]
-        mask_tm = q.act(f"{name}/mask", tf.cast(time_major_mask, tf.float32))
+        mask_tm = q.act(f"{name}/mask", tf.cast(mask[:, :, None], tf.float32))
     if layer.go_backwards:
-        time_major = tf.reverse(time_major, [0])
+        # Re-marked after the reverse so that int8 files keep it in int8.
+        projected = q.act(f"{name}/projected", tf.reverse(projected, [1]))
         if mask_tm is not None:
-            mask_tm = tf.reverse(mask_tm, [0])
+            mask_tm = q.act(f"{name}/mask", tf.reverse(mask_tm, [1]))
+
+    # The output is the new h, except under a mask where Keras repeats the
+    # previous output (zeros at first) or writes zeros: then it is carried
+    # beside the state; otherwise the loop carries h once.
+    separate_output = mask_tm is not None and (zero_output or not zero_state)
 
     def advance(t, states, previous_output):
         # The carried state enters each step through the same range as it leaves.
-        previous_output = q.act(f"{name}/h", previous_output)
+        if previous_output is not None:
+            previous_output = q.act(f"{name}/h", previous_output)
         states = [
             q.act(f"{name}/{role}", state)
             for role, state in zip(state_roles, states, strict=True)
         ]
         # GATHER, not a slice: a slice with a loop-dependent begin becomes a
         # STRIDED_SLICE with runtime bounds, which TFLite Micro cannot prepare.
-        projected_t = tf.gather(time_major, t)
+        projected_t = tf.gather(projected, t, axis=1)
         output, new_states = _step(weights, projected_t, states, q=q, name=name)
         if mask_tm is not None:
-            m = q.act(f"{name}/mask", tf.gather(mask_tm, t))
+            m = q.act(f"{name}/mask", tf.gather(mask_tm, t, axis=1))
 
             def held(role, new, old):
                 delta = q.act(f"{name}/{role}_delta", new - old)
@@ -385,11 +391,12 @@ def _run_sequence(layer, inputs, initial_state, mask, options: LoweringOptions, 
                 held(role, n, o)
                 for role, n, o in zip(state_roles, new_states, states, strict=True)
             ]
-            output = (
-                q.act(f"{name}/h", m * output)
-                if zero_output
-                else held("h", output, previous_output)
-            )
+            if previous_output is None:
+                output = new_states[0]
+            elif zero_output:
+                output = q.act(f"{name}/h", m * output)
+            else:
+                output = held("h", output, previous_output)
         return output, new_states
 
     units = weights.units
@@ -403,7 +410,7 @@ def _run_sequence(layer, inputs, initial_state, mask, options: LoweringOptions, 
         sequence = tf.stack(outputs, axis=1)
         report.layers.append({"layer": layer.name, "lowered_to": "unrolled"})
     else:
-        steps = tf.shape(time_major)[0]
+        steps = tf.shape(projected)[1]
         collect = layer.return_sequences
         # The outputs are written into a (steps, 1, units) tensor carried by the
         # loop with DYNAMIC_UPDATE_SLICE: a fixed shape at every step. (A
@@ -411,20 +418,34 @@ def _run_sequence(layer, inputs, initial_state, mask, options: LoweringOptions, 
         # with the step, which TFLite Micro cannot plan: its outputs were wrong.)
         collected = tf.zeros(tf.stack([steps if collect else 1, batch, units]))
 
-        def body(t, output, states, collected):
+        def step(t, output, states, collected):
             output, states = advance(t, states, output)
             if collect:
                 collected = xla.dynamic_update_slice(
                     collected, output[None], tf.stack([t, 0, 0])
                 )
-            return t + 1, output, states, collected
+            return output, states, collected
 
-        first_output = q.act(f"{name}/h", tf.zeros((batch, units)))
-        _, output, states, collected = tf.while_loop(
-            lambda t, *_: t < steps,
-            body,
-            [0, first_output, initial_state, collected],
-        )
+        if separate_output:
+            first_output = q.act(f"{name}/h", tf.zeros((batch, units)))
+            _, output, states, collected = tf.while_loop(
+                lambda t, *_: t < steps,
+                lambda t, output, states, collected: (
+                    t + 1,
+                    *step(t, output, states, collected),
+                ),
+                [0, first_output, initial_state, collected],
+            )
+        else:
+
+            def body(t, states, collected):
+                _, states, collected = step(t, None, states, collected)
+                return t + 1, states, collected
+
+            _, states, collected = tf.while_loop(
+                lambda t, *_: t < steps, body, [0, initial_state, collected]
+            )
+            output = states[0]
         sequence = (
             tf.transpose(q.act(f"{name}/h", collected), [1, 0, 2]) if collect else None
         )
@@ -678,8 +699,14 @@ class _Lowerer:
     def _output_sites(self, layer, result):
         q = self.options.sites
         flat = tf.nest.flatten(result)
+        # A recurrent layer's output is its h: under h's own range it leaves
+        # the loop with the scale it had inside, and the int8 file needs no
+        # requantizing op after the loop.
+        names = [f"{layer.name}/out{i}" for i in range(len(flat))]
+        if isinstance(layer, RECURRENT_TYPES):
+            names[0] = f"{layer.name}/h"
         marked = [
-            _keep_mask(t, q.act(f"{layer.name}/out{i}", t))
+            _keep_mask(t, q.act(names[i], t))
             if getattr(t, "dtype", None) == tf.float32
             else t
             for i, t in enumerate(flat)

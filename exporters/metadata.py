@@ -36,8 +36,8 @@ def embed_metadata(model_bytes: bytes, metadata: dict) -> bytes:
     Returns:
         The new flatbuffer bytes.
     """
+    from rnnkit.exporters.compact import load_model, pack_model
     from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
 
     try:
         payload = json.dumps(metadata, sort_keys=True).encode("utf-8")
@@ -47,7 +47,7 @@ def embed_metadata(model_bytes: bytes, metadata: dict) -> bytes:
             f"Received: {error}"
         ) from error
 
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
+    model = load_model(model_bytes)
     model.metadata = [
         entry
         for entry in (model.metadata or [])
@@ -64,7 +64,7 @@ def embed_metadata(model_bytes: bytes, metadata: dict) -> bytes:
         entry.name = name
         entry.buffer = len(model.buffers) - 1
         model.metadata.append(entry)
-    packed = bytearray(flatbuffer_utils.convert_object_to_bytearray(model))
+    packed = bytearray(pack_model(model))
 
     start, end = read_flatbuffer(bytes(packed)).metadata_spans[CHECKSUM_NAME]
     digest = hashlib.sha256(bytes(packed)).hexdigest()

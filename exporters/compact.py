@@ -1,0 +1,574 @@
+"""Passes over a converted .tflite flatbuffer that make it smaller, not different.
+
+The converter's output is correct but carries what no interpreter needs, and in
+a small int8 model that overhead is a tenth of the file (a 64-unit LSTM loop:
+22 KB of weights, 8 KB of structure). The passes work on the flatbuffer's
+object tree (`schema.ModelT`) and keep every computed value bit for bit:
+
+1. `carry_int8_loop_state`: a WHILE loop whose float32 state is quantized at
+   the top of every iteration and dequantized at the bottom with the same scale
+   (rnnkit's int8 loops give the state one range for both ends) carries the
+   int8 values instead; the QUANTIZE and DEQUANTIZE ops leave the loop body.
+2. `drop_dead_loop_variables`: loop variables that nothing reads, such as the
+   iteration counter every TensorFlow while loop adds beside rnnkit's own time
+   index, leave the WHILE op and both of its subgraphs.
+3. `drop_unused_tensors`: tensors no op, subgraph or signature refers to.
+4. `drop_intermediate_names`: the converter's TensorFlow op names on
+   intermediate tensors (model inputs and outputs keep theirs).
+5. `share_empty_buffers`: every tensor without constant data points at the
+   schema's empty buffer 0 instead of a buffer of its own.
+
+`pack_model` then writes the tree with identical vectors, strings, quantization
+and option tables stored once (a flatbuffer table may be referred to from many
+places) and every constant buffer aligned to 16 bytes, which TFLite Micro wants
+for reading int32 biases and float weights in place.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import flatbuffers
+import numpy as np
+from tensorflow.lite.python import schema_py_generated as schema
+from tensorflow.lite.tools import flatbuffer_utils
+
+logger = logging.getLogger(__name__)
+
+_OPS = schema.BuiltinOperator
+_TYPES = schema.TensorType
+_FILE_IDENTIFIER = b"TFL3"
+_BUFFER_ALIGNMENT = 16
+
+
+def compact(model_bytes: bytes) -> bytes:
+    """Returns `model_bytes` rewritten by every pass, then packed with sharing."""
+    model = load_model(model_bytes)
+    compact_model(model)
+    packed = pack_model(model)
+    logger.debug(
+        "Compacted the model from %d to %d bytes", len(model_bytes), len(packed)
+    )
+    return packed
+
+
+def load_model(model_bytes: bytes):
+    """The flatbuffer's object tree, with index vectors as Python lists."""
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
+    for subgraph in model.subgraphs:
+        subgraph.inputs = _ints(subgraph.inputs)
+        subgraph.outputs = _ints(subgraph.outputs)
+        subgraph.operators = list(subgraph.operators or [])
+        subgraph.tensors = list(subgraph.tensors or [])
+        for op in subgraph.operators:
+            op.inputs = _ints(op.inputs)
+            op.outputs = _ints(op.outputs)
+            op.intermediates = (
+                _ints(op.intermediates) if op.intermediates is not None else None
+            )
+    return model
+
+
+def compact_model(model) -> None:
+    """Runs every pass on `model` (a tree from `load_model`), in place."""
+    carried = carry_int8_loop_state(model)
+    dead = drop_dead_loop_variables(model)
+    unused = drop_unused_tensors(model)
+    drop_intermediate_names(model)
+    share_empty_buffers(model)
+    logger.debug(
+        "Compaction: %d loop states carried as int8, %d dead loop variables and "
+        "%d unused tensors removed",
+        carried,
+        dead,
+        unused,
+    )
+
+
+# ----------------------------------------------------------------------------
+# Graph helpers
+
+
+def _ints(values) -> list[int]:
+    return [] if values is None else [int(v) for v in values]
+
+
+def _code(model, op) -> int:
+    entry = model.operatorCodes[op.opcodeIndex]
+    return max(entry.builtinCode, entry.deprecatedBuiltinCode)
+
+
+def _opcode_index(model, code: int) -> int | None:
+    for index, entry in enumerate(model.operatorCodes):
+        if max(entry.builtinCode, entry.deprecatedBuiltinCode) == code:
+            return index
+    return None
+
+
+def _consumers(subgraph, tensor: int) -> list:
+    return [op for op in subgraph.operators if tensor in op.inputs]
+
+
+def _producer(subgraph, tensor: int):
+    for op in subgraph.operators:
+        if tensor in op.outputs:
+            return op
+    return None
+
+
+def _replace_input(subgraph, old: int, new: int) -> None:
+    for op in subgraph.operators:
+        op.inputs = [new if i == old else i for i in op.inputs]
+
+
+def _signature_tensors(model, subgraph_index: int) -> set[int]:
+    tensors = set()
+    for signature in model.signatureDefs or []:
+        if signature.subgraphIndex == subgraph_index:
+            for entry in (signature.inputs or []) + (signature.outputs or []):
+                tensors.add(entry.tensorIndex)
+    return tensors
+
+
+def _same_quantization(a, b) -> bool:
+    if a.type != b.type or a.quantization is None or b.quantization is None:
+        return False
+    qa, qb = a.quantization, b.quantization
+    if qa.scale is None or qb.scale is None or len(qa.scale) != 1 or len(qb.scale) != 1:
+        return False
+    return np.float32(qa.scale[0]) == np.float32(qb.scale[0]) and int(
+        qa.zeroPoint[0]
+    ) == int(qb.zeroPoint[0])
+
+
+def _loops(model):
+    """(parent subgraph index, WHILE op, cond, body) for each loop whose cond and
+    body subgraphs belong to it alone (a shared subgraph is left untouched)."""
+    found = []
+    for index, subgraph in enumerate(model.subgraphs):
+        for op in subgraph.operators:
+            if _code(model, op) == _OPS.WHILE:
+                found.append((index, op))
+    uses: dict[int, int] = {}
+    for _, op in found:
+        for sub in (
+            op.builtinOptions.condSubgraphIndex,
+            op.builtinOptions.bodySubgraphIndex,
+        ):
+            uses[sub] = uses.get(sub, 0) + 1
+    for index, op in found:
+        cond, body = (
+            op.builtinOptions.condSubgraphIndex,
+            op.builtinOptions.bodySubgraphIndex,
+        )
+        if uses[cond] == 1 and uses[body] == 1 and cond != body:
+            yield index, op, model.subgraphs[cond], model.subgraphs[body]
+
+
+# ----------------------------------------------------------------------------
+# Pass 1: int8 loop state
+
+
+def carry_int8_loop_state(model) -> int:
+    """Carries int8 values through WHILE loops whose state only round-trips float.
+
+    Returns:
+        The number of loop variables changed.
+    """
+    changed = 0
+    for parent_index, loop, cond, body in list(_loops(model)):
+        for k in range(len(loop.inputs)):
+            changed += _carry_int8(model, parent_index, loop, cond, body, k)
+    return changed
+
+
+def _carry_int8(model, parent_index, loop, cond, body, k) -> bool:
+    parent = model.subgraphs[parent_index]
+    body_in, body_out = body.inputs[k], body.outputs[k]
+    if body.tensors[body_in].type != _TYPES.FLOAT32 or body_in in body.outputs:
+        return False
+
+    # Body: the state enters through one QUANTIZE and leaves through a
+    # DEQUANTIZE of a tensor with exactly that quantization.
+    users = _consumers(body, body_in)
+    if len(users) != 1 or _code(model, users[0]) != _OPS.QUANTIZE:
+        return False
+    quantize = users[0]
+    entered = quantize.outputs[0]
+    leaving = _producer(body, body_out)
+    if leaving is None or _code(model, leaving) != _OPS.DEQUANTIZE:
+        return False
+    left = leaving.inputs[0]
+    if not _same_quantization(body.tensors[left], body.tensors[entered]):
+        return False
+    if _consumers(body, body_out) or body.outputs.count(body_out) != 1:
+        return False
+    if _consumers(cond, cond.inputs[k]):
+        return False
+    state_type = body.tensors[entered].type
+    if state_type != _TYPES.INT8:
+        return False
+    params = body.tensors[entered].quantization
+
+    # Parent: the loop's result must not be a model output (signatures name
+    # those tensors); float readers get a DEQUANTIZE after the loop.
+    result = loop.outputs[k]
+    if result in parent.outputs or result in _signature_tensors(model, parent_index):
+        return False
+    readers = _consumers(parent, result)
+    same_quantize = [
+        op
+        for op in readers
+        if _code(model, op) == _OPS.QUANTIZE
+        and _same_quantization(parent.tensors[op.outputs[0]], body.tensors[entered])
+    ]
+    float_readers = [op for op in readers if op not in same_quantize]
+    dequantize_code = _opcode_index(model, _OPS.DEQUANTIZE)
+    quantize_code = _opcode_index(model, _OPS.QUANTIZE)
+    initial = loop.inputs[k]
+    initial_values = _constant(model, parent.tensors[initial])
+    if float_readers and dequantize_code is None:
+        return False
+    if initial_values is None and quantize_code is None:
+        return False
+
+    # Rewrite the body and cond.
+    for tensor in (body.tensors[body_in], cond.tensors[cond.inputs[k]]):
+        tensor.type = state_type
+        tensor.quantization = copy.deepcopy(params)
+    _replace_input(body, entered, body_in)
+    body.operators.remove(quantize)
+    body.outputs[k] = left
+    body.operators.remove(leaving)
+
+    # Rewrite the parent: an int8 initial value, an int8 result.
+    loop_position = parent.operators.index(loop)
+    if initial_values is not None:
+        loop.inputs[k] = _add_constant(
+            model,
+            parent,
+            parent.tensors[initial],
+            _quantize(initial_values, params),
+            params,
+        )
+    else:
+        quantized = _add_tensor(parent, parent.tensors[initial], state_type, params)
+        parent.operators.insert(
+            loop_position, _operator(quantize_code, [initial], [quantized])
+        )
+        loop.inputs[k] = quantized
+    float_result = None
+    if float_readers:
+        float_result = _add_tensor(parent, parent.tensors[result], _TYPES.FLOAT32, None)
+        for op in float_readers:
+            op.inputs = [float_result if i == result else i for i in op.inputs]
+    result_tensor = parent.tensors[result]
+    result_tensor.type = state_type
+    result_tensor.quantization = copy.deepcopy(params)
+    for op in same_quantize:
+        _replace_input(parent, op.outputs[0], result)
+        parent.outputs = [result if i == op.outputs[0] else i for i in parent.outputs]
+        parent.operators.remove(op)
+    if float_result is not None:
+        position = parent.operators.index(loop) + 1
+        parent.operators.insert(
+            position, _operator(dequantize_code, [result], [float_result])
+        )
+    return True
+
+
+def _constant(model, tensor) -> np.ndarray | None:
+    """The float32 values of a constant tensor, or None."""
+    data = model.buffers[tensor.buffer].data
+    if tensor.type != _TYPES.FLOAT32 or data is None or len(data) == 0:
+        return None
+    return np.frombuffer(bytes(np.asarray(data, np.uint8)), "<f4")
+
+
+def _quantize(values: np.ndarray, params) -> np.ndarray:
+    scale, zero_point = float(params.scale[0]), int(params.zeroPoint[0])
+    return np.clip(np.round(values / scale) + zero_point, -128, 127).astype(np.int8)
+
+
+def _add_tensor(subgraph, like, tensor_type, params) -> int:
+    tensor = schema.TensorT()
+    tensor.shape = None if like.shape is None else list(like.shape)
+    tensor.shapeSignature = (
+        None if like.shapeSignature is None else list(like.shapeSignature)
+    )
+    tensor.hasRank = like.hasRank
+    tensor.type = tensor_type
+    tensor.buffer = 0
+    tensor.name = ""
+    tensor.quantization = copy.deepcopy(params) if params is not None else None
+    subgraph.tensors.append(tensor)
+    return len(subgraph.tensors) - 1
+
+
+def _add_constant(model, subgraph, like, values: np.ndarray, params) -> int:
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(values.tobytes(), np.uint8).copy()
+    model.buffers.append(buffer)
+    index = _add_tensor(subgraph, like, _TYPES.INT8, params)
+    subgraph.tensors[index].buffer = len(model.buffers) - 1
+    return index
+
+
+def _operator(opcode_index: int, inputs: list[int], outputs: list[int]):
+    op = schema.OperatorT()
+    op.opcodeIndex = opcode_index
+    op.inputs = list(inputs)
+    op.outputs = list(outputs)
+    return op
+
+
+# ----------------------------------------------------------------------------
+# Pass 2: dead loop variables
+
+
+def drop_dead_loop_variables(model) -> int:
+    """Removes loop variables whose values nothing outside their own update reads.
+
+    A variable is dead when the cond does not read it, the loop's result is not
+    read after the loop, and in the body it is either passed through untouched
+    or feeds exactly one op whose only output is its next value (the counter
+    `i + 1`).
+
+    Returns:
+        The number of loop variables removed.
+    """
+    removed = 0
+    for parent_index, loop, cond, body in list(_loops(model)):
+        parent = model.subgraphs[parent_index]
+        outside = set(parent.outputs) | _signature_tensors(model, parent_index)
+        for k in reversed(range(len(loop.inputs))):
+            if len(loop.inputs) == 1:
+                break
+            body_in, body_out = body.inputs[k], body.outputs[k]
+            result = loop.outputs[k]
+            if _consumers(cond, cond.inputs[k]) or _consumers(parent, result):
+                continue
+            if result in outside or body.outputs.count(body_out) != 1:
+                continue
+            users = _consumers(body, body_in)
+            update = None
+            if body_out == body_in:
+                if users:
+                    continue
+            else:
+                if body_in in body.outputs or len(users) != 1:
+                    continue
+                update = users[0]
+                if update.outputs != [body_out] or _consumers(body, body_out):
+                    continue
+            if update is not None:
+                body.operators.remove(update)
+            for vector in (
+                loop.inputs,
+                loop.outputs,
+                cond.inputs,
+                body.inputs,
+                body.outputs,
+            ):
+                del vector[k]
+            removed += 1
+    return removed
+
+
+# ----------------------------------------------------------------------------
+# Passes 3-5: tensors, names, buffers
+
+
+def drop_unused_tensors(model) -> int:
+    """Removes tensors nothing refers to and renumbers the rest.
+
+    Returns:
+        The number of tensors removed.
+    """
+    removed = 0
+    for index, subgraph in enumerate(model.subgraphs):
+        used = set(subgraph.inputs) | set(subgraph.outputs)
+        used |= _signature_tensors(model, index)
+        for op in subgraph.operators:
+            used |= {i for i in op.inputs if i >= 0}
+            used |= set(op.outputs)
+            used |= set(op.intermediates or [])
+        keep = sorted(used)
+        if len(keep) == len(subgraph.tensors):
+            continue
+        new_index = {old: new for new, old in enumerate(keep)}
+        removed += len(subgraph.tensors) - len(keep)
+        subgraph.tensors = [subgraph.tensors[i] for i in keep]
+        subgraph.inputs = [new_index[i] for i in subgraph.inputs]
+        subgraph.outputs = [new_index[i] for i in subgraph.outputs]
+        for op in subgraph.operators:
+            op.inputs = [new_index[i] if i >= 0 else i for i in op.inputs]
+            op.outputs = [new_index[i] for i in op.outputs]
+            if op.intermediates is not None:
+                op.intermediates = [new_index[i] for i in op.intermediates]
+        for signature in model.signatureDefs or []:
+            if signature.subgraphIndex == index:
+                for entry in (signature.inputs or []) + (signature.outputs or []):
+                    entry.tensorIndex = new_index[entry.tensorIndex]
+    return removed
+
+
+def drop_intermediate_names(model) -> None:
+    """Empties the names of tensors other than the model's inputs and outputs."""
+    for index, subgraph in enumerate(model.subgraphs):
+        named = _signature_tensors(model, index)
+        if index == 0:
+            named |= set(subgraph.inputs) | set(subgraph.outputs)
+        for position, tensor in enumerate(subgraph.tensors):
+            if position not in named:
+                tensor.name = None
+
+
+def share_empty_buffers(model) -> None:
+    """Points data-less tensors at buffer 0 and drops the buffers left unused."""
+    if not model.buffers or _has_data(model.buffers[0]):
+        return  # the schema's empty sentinel is missing: leave the file as it is
+    tensors = [t for subgraph in model.subgraphs for t in subgraph.tensors]
+    for tensor in tensors:
+        if not tensor.isVariable and not _has_data(model.buffers[tensor.buffer]):
+            tensor.buffer = 0
+    used = {0} | {t.buffer for t in tensors}
+    used |= {entry.buffer for entry in model.metadata or []}
+    keep = sorted(used)
+    new_index = {old: new for new, old in enumerate(keep)}
+    model.buffers = [model.buffers[i] for i in keep]
+    for tensor in tensors:
+        tensor.buffer = new_index[tensor.buffer]
+    for entry in model.metadata or []:
+        entry.buffer = new_index[entry.buffer]
+
+
+def _has_data(buffer) -> bool:
+    return (buffer.data is not None and len(buffer.data) > 0) or bool(buffer.offset)
+
+
+# ----------------------------------------------------------------------------
+# Packing
+
+
+class _SharingBuilder(flatbuffers.Builder):
+    """A builder that writes each distinct vector, string and leaf table once."""
+
+    def __init__(self):
+        super().__init__(1024)
+        self.vectors: dict = {}
+        self.strings: dict = {}
+        self.tables: dict = {}
+
+    def CreateNumpyVector(self, x):  # noqa: N802 (flatbuffers' method name)
+        key = (x.dtype.str, x.shape, x.tobytes())
+        if key not in self.vectors:
+            self.vectors[key] = super().CreateNumpyVector(x)
+        return self.vectors[key]
+
+    def CreateString(self, s, encoding="utf-8", errors="strict"):  # noqa: N802
+        key = s if isinstance(s, bytes) else s.encode(encoding, errors)
+        if key not in self.strings:
+            self.strings[key] = super().CreateString(s, encoding, errors)
+        return self.strings[key]
+
+    def create_aligned_bytes(self, data: bytes) -> int:
+        key = ("buffer", data)
+        if key not in self.vectors:
+            self.StartVector(1, len(data), _BUFFER_ALIGNMENT)
+            self.head = self.head - len(data)
+            self.Bytes[self.head : self.head + len(data)] = data
+            self.vectors[key] = self.EndVector()
+        return self.vectors[key]
+
+
+def _freeze(value):
+    if isinstance(value, np.ndarray):
+        return (value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if value is None or isinstance(value, (bool, int, float, str, bytes, np.generic)):
+        return value
+    raise TypeError  # a nested table: not shared
+
+
+class _SharedTable:
+    """Mixin: `Pack` returns the offset of an identical table packed before."""
+
+    def Pack(self, builder):  # noqa: N802
+        try:
+            key = (
+                type(self).__name__,
+                tuple(sorted((k, _freeze(v)) for k, v in vars(self).items())),
+            )
+        except TypeError:
+            return super().Pack(builder)
+        if key not in builder.tables:
+            builder.tables[key] = super().Pack(builder)
+        return builder.tables[key]
+
+
+class _AlignedBuffer(schema.BufferT):
+    def Pack(self, builder):  # noqa: N802
+        data = None
+        if self.data is not None:
+            data = builder.create_aligned_bytes(bytes(np.asarray(self.data, np.uint8)))
+        schema.BufferStart(builder)
+        if data is not None:
+            schema.BufferAddData(builder, data)
+        schema.BufferAddOffset(builder, self.offset)
+        schema.BufferAddSize(builder, self.size)
+        return schema.BufferEnd(builder)
+
+
+_SHARED_CLASSES: dict[type, type] = {}
+
+
+def _shared(obj) -> None:
+    cls = type(obj)
+    if cls not in _SHARED_CLASSES:
+        _SHARED_CLASSES[cls] = type(cls.__name__, (_SharedTable, cls), {})
+    obj.__class__ = _SHARED_CLASSES[cls]
+
+
+def pack_model(model) -> bytes:
+    """Serializes a model tree with shared vectors, strings and leaf tables."""
+    for subgraph in model.subgraphs:
+        subgraph.inputs = np.asarray(subgraph.inputs, np.int32)
+        subgraph.outputs = np.asarray(subgraph.outputs, np.int32)
+        for tensor in subgraph.tensors:
+            if (
+                tensor.quantization is not None
+                and type(tensor.quantization) is schema.QuantizationParametersT
+            ):
+                _shared(tensor.quantization)
+            for name in ("shape", "shapeSignature"):
+                value = getattr(tensor, name)
+                if value is not None:
+                    setattr(tensor, name, np.asarray(value, np.int32))
+        for op in subgraph.operators:
+            op.inputs = np.asarray(op.inputs, np.int32)
+            op.outputs = np.asarray(op.outputs, np.int32)
+            if op.intermediates is not None:
+                op.intermediates = np.asarray(op.intermediates, np.int32)
+            if op.builtinOptions is not None and not isinstance(
+                op.builtinOptions, _SharedTable
+            ):
+                _shared(op.builtinOptions)
+    for buffer in model.buffers:
+        if type(buffer) is schema.BufferT:
+            buffer.__class__ = _AlignedBuffer
+    builder = _SharingBuilder()
+    builder.Finish(model.Pack(builder), file_identifier=_FILE_IDENTIFIER)
+    packed = bytes(builder.Output())
+    # Leave the tree as `load_model` gives it, so that it can be edited again.
+    for subgraph in model.subgraphs:
+        subgraph.inputs = _ints(subgraph.inputs)
+        subgraph.outputs = _ints(subgraph.outputs)
+        for op in subgraph.operators:
+            op.inputs = _ints(op.inputs)
+            op.outputs = _ints(op.outputs)
+            if op.intermediates is not None:
+                op.intermediates = _ints(op.intermediates)
+    return packed
