@@ -184,11 +184,23 @@ rng = np.random.default_rng(0)
 cal = rng.normal(size=(32, {STEPS}, {FEATURES})).astype(np.float32)
 test = rng.normal(size=(8, {STEPS}, {FEATURES})).astype(np.float32)
 rows, runners = [], []
-for kind in ("lstm", "gru", "simple_rnn"):
+one = test[:1]
+for kind in {MODELS!r}:
     layer = {{"gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}}.get(kind, keras.layers.LSTM)
     inputs = keras.Input((None, {FEATURES}))
-    model = keras.Model(inputs, keras.layers.Dense({CLASSES})(layer({UNITS})(inputs)))
-    forms = ("sequence", "streaming") + (("sequence_loop",) if kind == "lstm" else ())
+    if kind == "bilstm":
+        x = keras.layers.Bidirectional(keras.layers.LSTM({UNITS}))(inputs)
+    elif kind == "lstm2":
+        x = keras.layers.LSTM({UNITS})(keras.layers.LSTM({UNITS}, return_sequences=True)(inputs))
+    else:
+        x = layer({UNITS})(inputs)
+    model = keras.Model(inputs, keras.layers.Dense({CLASSES})(x))
+    for _ in range(20):
+        model.predict_on_batch(one)
+    rows.append(dict(model=kind, form="keras", quant="float32", size=0, error=0.0, times=[]))
+    runners.append(lambda model=model: model.predict_on_batch(one))
+    lstm = kind in ("lstm", "bilstm", "lstm2")
+    forms = ("sequence",) + (("streaming",) if kind != "bilstm" else ()) + (("sequence_loop",) if lstm else ())
     for form in forms:
         for quantize in ("float32", "dynamic", "int8"):
             out = os.path.join(folder, f"q_{{kind}}_{{form}}_{{quantize}}.tflite")
@@ -215,11 +227,12 @@ for kind in ("lstm", "gru", "simple_rnn"):
                 it.invoke()
             rows.append(dict(model=kind, form=form, quant=quantize, size=r.size_bytes,
                              error=r.parity["max_abs_diff"], times=[]))
-            runners.append(it)
-# Interleaved rounds, so the load of a shared machine falls on every file alike.
+            runners.append(it.invoke)
+# Interleaved rounds, so the load of a shared machine falls on every file (and
+# on Keras) alike.
 for _ in range(200):
-    for row, it in zip(rows, runners):
-        start = time.perf_counter(); it.invoke(); row["times"].append(time.perf_counter() - start)
+    for row, run in zip(rows, runners):
+        start = time.perf_counter(); run(); row["times"].append(time.perf_counter() - start)
 for row in rows:
     steps = {STEPS} if row["form"] == "streaming" else 1
     row["ms"] = 1000 * steps * float(np.median(row.pop("times")))
@@ -299,6 +312,8 @@ def _quantization_table(choice: dict) -> str:
         (r["model"], r["form"]): r for r in choice["rows"] if r["quant"] == "float32"
     }
     for r in choice["rows"]:
+        if r["form"] == "keras":
+            continue
         b = base[(r["model"], r["form"])]
         lines.append(
             f"| {r['model']} | {r['form']} | {r['quant']} | {r['size'] / 1024:.1f} | "
@@ -340,45 +355,53 @@ def _write(rows, choice: dict | None = None) -> None:
     else:
         body = _path_table(rows)
     if choice is not None:
+        if choice.get("runs"):
+            body = _targets_table(choice) + "\n\n" + body
         body += "\n\n" + _quantization_table(choice)
     write_section("export", "Export paths: Keras 3 vs tf_keras vs rnnkit", body)
 
 
-def _targets_table(rows) -> str:
-    """The issue's targets, per model, for rnnkit's default export.
+def _targets_table(choice: dict) -> str:
+    """The issue's targets for rnnkit's default export, from the interleaved run.
 
-    The int8 file is compared with the float32 file of the same form (for
-    LSTMs by default the WHILE loop: `rnnkit_loop` float32) and with the
-    default float32 file (for LSTMs the fused op).
+    The default int8 file of an LSTM is the WHILE loop (`sequence_loop`), of a
+    GRU or SimpleRNN the only loop form (`sequence`); it is compared with the
+    float32 file of the same form and with the default float32 file (for
+    LSTMs the fused op, `sequence`). Keras `predict_on_batch` ran in the same
+    interleaved rounds.
     """
-    found = {(kind, path, q): (keras_ms, r) for kind, path, q, keras_ms, r in rows}
+    found = {(r["model"], r["form"], r["quant"]): r for r in choice["rows"]}
     lines = [
-        "| model | int8 form | int8 size vs float32 (same form) | int8 ms vs float32 "
-        "(same form) | int8 ms vs default float32 | float32 max abs err | float32 "
-        "speed-up vs Keras |",
-        "|---|---|---|---|---|---|---|",
+        "| model | int8 form | int8 size vs float32, same form | int8 time vs "
+        "float32, same form | int8 time vs default float32 | streaming int8 size vs "
+        "float32 | float32 max abs err | float32 speed-up vs Keras |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for kind in MODELS:
-        keras_ms, int8 = found.get((kind, "rnnkit", "int8"), (None, {}))
-        _, default_float = found.get((kind, "rnnkit", "float32"), (None, {}))
-        _, loop_float = found.get((kind, "rnnkit_loop", "float32"), (None, {}))
-        if not (int8.get("runs") and default_float.get("runs")):
-            lines.append(f"| {kind} | not measured | | | | | |")
-            continue
-        same = loop_float if loop_float.get("runs") else default_float
         form = (
-            "loop" if loop_float.get("runs") or kind in ("gru", "simple_rnn") else "?"
+            "sequence_loop" if (kind, "sequence_loop", "int8") in found else "sequence"
+        )
+        int8, same = found[(kind, form, "int8")], found[(kind, form, "float32")]
+        default = found[(kind, "sequence", "float32")]
+        keras_row = found[(kind, "keras", "float32")]
+        stream = found.get((kind, "streaming", "int8"))
+        stream_ratio = (
+            f"{stream['size'] / found[(kind, 'streaming', 'float32')]['size']:.3f}x"
+            if stream
+            else "(no streaming form)"
         )
         lines.append(
             f"| {kind} | {form} | {int8['size'] / same['size']:.3f}x | "
-            f"{int8['ms'] / same['ms']:.2f}x | {int8['ms'] / default_float['ms']:.2f}x | "
-            f"{default_float['error']:.1e} | {keras_ms / default_float['ms']:.1f}x |"
+            f"{int8['ms'] / same['ms']:.2f}x | {int8['ms'] / default['ms']:.2f}x | "
+            f"{stream_ratio} | {default['error']:.1e} | "
+            f"{keras_row['ms'] / default['ms']:.1f}x |"
         )
     return (
-        "Targets (issue: int8 <= 0.30x of float32 for LSTM, int8 smaller and not "
-        "slower than float32, float32 error <= 1e-5, TFLite float32 >= 8x faster "
-        "than Keras `predict_on_batch`), rnnkit's default export:\n\n"
-        + "\n".join(lines)
+        "### Targets, rnnkit's default export\n\n"
+        "Issue targets: LSTM int8 <= 0.30x of float32; every int8 file smaller and not "
+        "slower than float32; streaming int8 <= 0.40x; float32 error <= 1e-5; TFLite "
+        "float32 >= 8x faster than Keras `predict_on_batch`. Figures from the interleaved "
+        "run below (one process, 200 rounds).\n\n" + "\n".join(lines)
     )
 
 
@@ -401,26 +424,22 @@ def _path_table(rows) -> str:
                 f"| | | | {keras_ms:.2f} | |"
             )
     body = (
-        _targets_table(rows)
-        + "\n\n"
-        + (
-            f"Seeded models, {UNITS} units, {STEPS} steps x {FEATURES} features, Dense("
-            f"{CLASSES}) on the last output; error vs Keras on 8 held-out sequences; latency "
-            "= median of 200 single-sequence runs. `rnnkit_stream` is the one-step file "
-            f"stepped {STEPS} times from Python (per-step call overhead included). "
-            "`rnnkit` is the default export: LSTMs fused in float32, a WHILE loop in "
-            "int8 (the fused int8 kernel is slow on x86); `rnnkit_fused` "
-            "(`fuse_lstm=True`) gives the fused int8 file, `rnnkit_loop` "
-            "(`fuse_lstm=False`) the float32 loop, so that each int8 file has a float32 "
-            "file of its own form beside it. "
-            "rnnkit int8 files with a WHILE loop are calibrated by rnnkit "
-            "(`exporters/qat.py`); ops are read from the file, all subgraphs. "
-            "`tf_keras`: the same weights in a tf_keras model with a static batch of 1 "
-            "(`tf_keras.Input(..., batch_size=1)`, TF_USE_LEGACY_KERAS=1), converted by "
-            "`TFLiteConverter.from_keras_model` with builtin ops only; a signal means "
-            "the child process died (for int8 GRU/SimpleRNN: a segfault in the "
-            "converter's int8 calibration of the WHILE loop).\n\n" + "\n".join(lines)
-        )
+        f"Seeded models, {UNITS} units, {STEPS} steps x {FEATURES} features, Dense("
+        f"{CLASSES}) on the last output; error vs Keras on 8 held-out sequences; latency "
+        "= median of 200 single-sequence runs. `rnnkit_stream` is the one-step file "
+        f"stepped {STEPS} times from Python (per-step call overhead included). "
+        "`rnnkit` is the default export: LSTMs fused in float32, a WHILE loop in "
+        "int8 (the fused int8 kernel is slow on x86); `rnnkit_fused` "
+        "(`fuse_lstm=True`) gives the fused int8 file, `rnnkit_loop` "
+        "(`fuse_lstm=False`) the float32 loop, so that each int8 file has a float32 "
+        "file of its own form beside it. "
+        "rnnkit int8 files with a WHILE loop are calibrated by rnnkit "
+        "(`exporters/qat.py`); ops are read from the file, all subgraphs. "
+        "`tf_keras`: the same weights in a tf_keras model with a static batch of 1 "
+        "(`tf_keras.Input(..., batch_size=1)`, TF_USE_LEGACY_KERAS=1), converted by "
+        "`TFLiteConverter.from_keras_model` with builtin ops only; a signal means "
+        "the child process died (for int8 GRU/SimpleRNN: a segfault in the "
+        "converter's int8 calibration of the WHILE loop).\n\n" + "\n".join(lines)
     )
     return body
 

@@ -9,10 +9,15 @@ object tree (`schema.ModelT`) and keep every computed value bit for bit:
    the top of every iteration and dequantized at the bottom with the same scale
    (rnnkit's int8 loops give the state one range for both ends) carries the
    int8 values instead; the QUANTIZE and DEQUANTIZE ops leave the loop body.
+   A many-to-many loop's collected outputs (written by DYNAMIC_UPDATE_SLICE)
+   are collected in int8 the same way.
+   `fill_splat_loop_inputs`: a constant loop input of one repeated value (the
+   zeros a collecting loop starts from) becomes a FILL op.
 2. `drop_dead_loop_variables`: loop variables that nothing reads, such as the
    iteration counter every TensorFlow while loop adds beside rnnkit's own time
    index, leave the WHILE op and both of its subgraphs.
-3. `drop_unused_tensors`: tensors no op, subgraph or signature refers to.
+3. `drop_dead_ops` and `drop_unused_tensors`: data ops whose results nothing
+   reads any more, then tensors no op, subgraph or signature refers to.
 4. `drop_intermediate_names`: the converter's TensorFlow op names on
    intermediate tensors (model inputs and outputs keep theirs).
 5. `share_empty_buffers`: every tensor without constant data points at the
@@ -73,14 +78,17 @@ def load_model(model_bytes: bytes):
 def compact_model(model) -> None:
     """Runs every pass on `model` (a tree from `load_model`), in place."""
     carried = carry_int8_loop_state(model)
+    filled = fill_splat_loop_inputs(model)
     dead = drop_dead_loop_variables(model)
+    drop_dead_ops(model)
     unused = drop_unused_tensors(model)
     drop_intermediate_names(model)
     share_empty_buffers(model)
     logger.debug(
-        "Compaction: %d loop states carried as int8, %d dead loop variables and "
-        "%d unused tensors removed",
+        "Compaction: %d loop states carried as int8, %d constant loop inputs "
+        "filled, %d dead loop variables and %d unused tensors removed",
         carried,
+        filled,
         dead,
         unused,
     )
@@ -188,59 +196,70 @@ def _carry_int8(model, parent_index, loop, cond, body, k) -> bool:
     body_in, body_out = body.inputs[k], body.outputs[k]
     if body.tensors[body_in].type != _TYPES.FLOAT32 or body_in in body.outputs:
         return False
-
-    # Body: the state enters through one QUANTIZE and leaves through a
-    # DEQUANTIZE of a tensor with exactly that quantization.
-    users = _consumers(body, body_in)
-    if len(users) != 1 or _code(model, users[0]) != _OPS.QUANTIZE:
-        return False
-    quantize = users[0]
-    entered = quantize.outputs[0]
-    leaving = _producer(body, body_out)
-    if leaving is None or _code(model, leaving) != _OPS.DEQUANTIZE:
-        return False
-    left = leaving.inputs[0]
-    if not _same_quantization(body.tensors[left], body.tensors[entered]):
-        return False
     if _consumers(body, body_out) or body.outputs.count(body_out) != 1:
         return False
     if _consumers(cond, cond.inputs[k]):
         return False
-    state_type = body.tensors[entered].type
-    if state_type != _TYPES.INT8:
+    plan = _state_plan(model, body, body_in, body_out) or _collected_plan(
+        model, body, body_in, body_out
+    )
+    if plan is None:
         return False
-    params = body.tensors[entered].quantization
+    like, rewrite_body = plan
+    params = like.quantization
 
     # Parent: the loop's result must not be a model output (signatures name
-    # those tensors); float readers get a DEQUANTIZE after the loop.
+    # those tensors). Readers that requantize to the same scale (directly or
+    # behind a RESHAPE) read the int8 result; others get a DEQUANTIZE after
+    # the loop.
     result = loop.outputs[k]
     if result in parent.outputs or result in _signature_tensors(model, parent_index):
         return False
-    readers = _consumers(parent, result)
-    same_quantize = [
-        op
-        for op in readers
-        if _code(model, op) == _OPS.QUANTIZE
-        and _same_quantization(parent.tensors[op.outputs[0]], body.tensors[entered])
-    ]
-    float_readers = [op for op in readers if op not in same_quantize]
+    same_quantize, reshapes, float_readers = [], [], []
+    for op in _consumers(parent, result):
+        code = _code(model, op)
+        if code == _OPS.QUANTIZE and _same_quantization(
+            parent.tensors[op.outputs[0]], like
+        ):
+            same_quantize.append(op)
+            continue
+        if code in (_OPS.RESHAPE, _OPS.TRANSPOSE) and op.inputs[0] == result:
+            after = _consumers(parent, op.outputs[0])
+            if (
+                after
+                and op.outputs[0] not in parent.outputs
+                and all(
+                    _code(model, q) == _OPS.QUANTIZE
+                    and _same_quantization(parent.tensors[q.outputs[0]], like)
+                    for q in after
+                )
+            ):
+                reshapes.append(op)
+                same_quantize.extend(after)
+                continue
+        float_readers.append(op)
     dequantize_code = _opcode_index(model, _OPS.DEQUANTIZE)
     quantize_code = _opcode_index(model, _OPS.QUANTIZE)
     initial = loop.inputs[k]
     initial_values = _constant(model, parent.tensors[initial])
+    filled = _producer(parent, initial)
+    fill_value = None
+    if (
+        initial_values is None
+        and filled is not None
+        and _code(model, filled) == _OPS.FILL
+    ):
+        fill_value = _constant(model, parent.tensors[filled.inputs[1]])
     if float_readers and dequantize_code is None:
         return False
     if initial_values is None and quantize_code is None:
         return False
 
     # Rewrite the body and cond.
+    rewrite_body()
     for tensor in (body.tensors[body_in], cond.tensors[cond.inputs[k]]):
-        tensor.type = state_type
+        tensor.type = _TYPES.INT8
         tensor.quantization = copy.deepcopy(params)
-    _replace_input(body, entered, body_in)
-    body.operators.remove(quantize)
-    body.outputs[k] = left
-    body.operators.remove(leaving)
 
     # Rewrite the parent: an int8 initial value, an int8 result.
     loop_position = parent.operators.index(loop)
@@ -252,8 +271,25 @@ def _carry_int8(model, parent_index, loop, cond, body, k) -> bool:
             _quantize(initial_values, params),
             params,
         )
+    elif fill_value is not None:
+        # A FILL of a run-time shape (a loop of any length): fill int8 instead.
+        value = _add_constant_of(
+            model,
+            parent,
+            _quantize(fill_value, params).reshape(()),
+            _TYPES.INT8,
+            params,
+        )
+        quantized = _add_tensor(parent, parent.tensors[initial], _TYPES.INT8, params)
+        parent.operators.insert(
+            loop_position,
+            _operator(
+                _fill_opcode(model, _TYPES.INT8), [filled.inputs[0], value], [quantized]
+            ),
+        )
+        loop.inputs[k] = quantized
     else:
-        quantized = _add_tensor(parent, parent.tensors[initial], state_type, params)
+        quantized = _add_tensor(parent, parent.tensors[initial], _TYPES.INT8, params)
         parent.operators.insert(
             loop_position, _operator(quantize_code, [initial], [quantized])
         )
@@ -263,12 +299,13 @@ def _carry_int8(model, parent_index, loop, cond, body, k) -> bool:
         float_result = _add_tensor(parent, parent.tensors[result], _TYPES.FLOAT32, None)
         for op in float_readers:
             op.inputs = [float_result if i == result else i for i in op.inputs]
-    result_tensor = parent.tensors[result]
-    result_tensor.type = state_type
-    result_tensor.quantization = copy.deepcopy(params)
+    for index in [result] + [op.outputs[0] for op in reshapes]:
+        parent.tensors[index].type = _TYPES.INT8
+        parent.tensors[index].quantization = copy.deepcopy(params)
     for op in same_quantize:
-        _replace_input(parent, op.outputs[0], result)
-        parent.outputs = [result if i == op.outputs[0] else i for i in parent.outputs]
+        source = op.inputs[0]
+        _replace_input(parent, op.outputs[0], source)
+        parent.outputs = [source if i == op.outputs[0] else i for i in parent.outputs]
         parent.operators.remove(op)
     if float_result is not None:
         position = parent.operators.index(loop) + 1
@@ -276,6 +313,60 @@ def _carry_int8(model, parent_index, loop, cond, body, k) -> bool:
             position, _operator(dequantize_code, [result], [float_result])
         )
     return True
+
+
+def _state_plan(model, body, body_in, body_out):
+    """A state that enters through one QUANTIZE and leaves through a DEQUANTIZE
+    of a tensor with exactly that quantization: (int8 tensor, body rewrite)."""
+    users = _consumers(body, body_in)
+    if len(users) != 1 or _code(model, users[0]) != _OPS.QUANTIZE:
+        return None
+    quantize = users[0]
+    entered = body.tensors[quantize.outputs[0]]
+    leaving = _producer(body, body_out)
+    if leaving is None or _code(model, leaving) != _OPS.DEQUANTIZE:
+        return None
+    left = leaving.inputs[0]
+    if entered.type != _TYPES.INT8 or not _same_quantization(
+        body.tensors[left], entered
+    ):
+        return None
+
+    def rewrite():
+        _replace_input(body, quantize.outputs[0], body_in)
+        body.operators.remove(quantize)
+        body.outputs[body.outputs.index(body_out)] = left
+        body.operators.remove(leaving)
+
+    return entered, rewrite
+
+
+def _collected_plan(model, body, body_in, body_out):
+    """A many-to-many loop's collected outputs: a float tensor that only
+    DYNAMIC_UPDATE_SLICE writes, each step with a DEQUANTIZE of an int8 output.
+    The int8 output is written instead: (int8 tensor, body rewrite)."""
+    users = _consumers(body, body_in)
+    if len(users) != 1 or _code(model, users[0]) != _OPS.DYNAMIC_UPDATE_SLICE:
+        return None
+    update = users[0]
+    if update.inputs[0] != body_in or update.outputs != [body_out]:
+        return None
+    dequantize = _producer(body, update.inputs[1])
+    if dequantize is None or _code(model, dequantize) != _OPS.DEQUANTIZE:
+        return None
+    written = body.tensors[dequantize.inputs[0]]
+    if written.type != _TYPES.INT8 or not _same_quantization(written, written):
+        return None
+
+    def rewrite():
+        dequantized = update.inputs[1]
+        update.inputs[1] = dequantize.inputs[0]
+        if not _consumers(body, dequantized) and dequantized not in body.outputs:
+            body.operators.remove(dequantize)
+        body.tensors[body_out].type = _TYPES.INT8
+        body.tensors[body_out].quantization = copy.deepcopy(written.quantization)
+
+    return written, rewrite
 
 
 def _constant(model, tensor) -> np.ndarray | None:
@@ -307,12 +398,26 @@ def _add_tensor(subgraph, like, tensor_type, params) -> int:
 
 
 def _add_constant(model, subgraph, like, values: np.ndarray, params) -> int:
+    """An int8 constant shaped like the tensor `like`."""
+    index = _add_constant_of(model, subgraph, values, _TYPES.INT8, params)
+    subgraph.tensors[index].shape = None if like.shape is None else list(like.shape)
+    subgraph.tensors[index].hasRank = like.hasRank
+    return index
+
+
+def _add_constant_of(model, subgraph, values: np.ndarray, tensor_type, params) -> int:
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(values.tobytes(), np.uint8).copy()
     model.buffers.append(buffer)
-    index = _add_tensor(subgraph, like, _TYPES.INT8, params)
-    subgraph.tensors[index].buffer = len(model.buffers) - 1
-    return index
+    tensor = schema.TensorT()
+    tensor.shape = list(values.shape)
+    tensor.hasRank = True
+    tensor.type = tensor_type
+    tensor.buffer = len(model.buffers) - 1
+    tensor.name = ""
+    tensor.quantization = copy.deepcopy(params) if params is not None else None
+    subgraph.tensors.append(tensor)
+    return len(subgraph.tensors) - 1
 
 
 def _operator(opcode_index: int, inputs: list[int], outputs: list[int]):
@@ -321,6 +426,80 @@ def _operator(opcode_index: int, inputs: list[int], outputs: list[int]):
     op.inputs = list(inputs)
     op.outputs = list(outputs)
     return op
+
+
+# ----------------------------------------------------------------------------
+# Pass 1b: constant loop inputs of one repeated value
+
+# A FILL op with its shape and value costs about 200 bytes of flatbuffer.
+_SPLAT_MIN_BYTES = 1024
+_NUMPY_TYPES = {_TYPES.FLOAT32: "<f4", _TYPES.INT8: "i1", _TYPES.INT32: "<i4"}
+
+
+def fill_splat_loop_inputs(model) -> int:
+    """Computes constant WHILE inputs of one repeated value with a FILL op.
+
+    A many-to-many loop starts from a (steps, batch, units) tensor of zeros
+    that the converter stores as a constant (12.8 KB for 50 x 64 floats); a
+    FILL of its shape and one value computes it at run time instead.
+
+    Returns:
+        The number of constants replaced.
+    """
+    replaced = 0
+    for subgraph in model.subgraphs:
+        loop_inputs = {
+            i
+            for op in subgraph.operators
+            if _code(model, op) == _OPS.WHILE
+            for i in op.inputs
+        }
+        for index in sorted(loop_inputs):
+            tensor = subgraph.tensors[index]
+            data = model.buffers[tensor.buffer].data
+            dtype = _NUMPY_TYPES.get(tensor.type)
+            if dtype is None or data is None or len(data) < _SPLAT_MIN_BYTES:
+                continue
+            if index in subgraph.outputs or any(
+                _code(model, op) != _OPS.WHILE for op in _consumers(subgraph, index)
+            ):
+                continue
+            values = np.frombuffer(bytes(np.asarray(data, np.uint8)), dtype)
+            if not np.all(values == values[0]):
+                continue
+            dims = _add_constant_of(
+                model, subgraph, np.asarray(tensor.shape, np.int32), _TYPES.INT32, None
+            )
+            value = _add_constant_of(
+                model,
+                subgraph,
+                values[:1].reshape(()),
+                tensor.type,
+                tensor.quantization,
+            )
+            tensor.buffer = 0  # now FILL's output; the old buffer is dropped later
+            fill = _operator(_fill_opcode(model, tensor.type), [dims, value], [index])
+            fill.builtinOptionsType = schema.BuiltinOptions.FillOptions
+            fill.builtinOptions = schema.FillOptionsT()
+            subgraph.operators.insert(0, fill)
+            replaced += 1
+    return replaced
+
+
+def _fill_opcode(model, tensor_type) -> int:
+    # FILL version 3 is the one that takes int8 values (TFLite's op versioning).
+    version = 3 if tensor_type == _TYPES.INT8 else 1
+    index = _opcode_index(model, _OPS.FILL)
+    if index is not None:
+        entry = model.operatorCodes[index]
+        entry.version = max(entry.version, version)
+        return index
+    entry = schema.OperatorCodeT()
+    entry.builtinCode = _OPS.FILL
+    entry.deprecatedBuiltinCode = min(_OPS.FILL, 127)
+    entry.version = version
+    model.operatorCodes.append(entry)
+    return len(model.operatorCodes) - 1
 
 
 # ----------------------------------------------------------------------------
@@ -378,6 +557,44 @@ def drop_dead_loop_variables(model) -> int:
 
 # ----------------------------------------------------------------------------
 # Passes 3-5: tensors, names, buffers
+
+
+# Ops without side effects that the passes above may leave without readers.
+_PURE_OPS = {
+    _OPS.FILL,
+    _OPS.QUANTIZE,
+    _OPS.DEQUANTIZE,
+    _OPS.RESHAPE,
+    _OPS.TRANSPOSE,
+    _OPS.SHAPE,
+    _OPS.STRIDED_SLICE,
+    _OPS.PACK,
+    _OPS.CAST,
+}
+
+
+def drop_dead_ops(model) -> int:
+    """Removes pure data ops (`_PURE_OPS`) whose outputs nothing reads.
+
+    Returns:
+        The number of ops removed.
+    """
+    removed = 0
+    for index, subgraph in enumerate(model.subgraphs):
+        outside = set(subgraph.outputs) | _signature_tensors(model, index)
+        changed = True
+        while changed:
+            read = {i for op in subgraph.operators for i in op.inputs} | outside
+            dead = [
+                op
+                for op in subgraph.operators
+                if _code(model, op) in _PURE_OPS and not set(op.outputs) & read
+            ]
+            for op in dead:
+                subgraph.operators.remove(op)
+            removed += len(dead)
+            changed = bool(dead)
+    return removed
 
 
 def drop_unused_tensors(model) -> int:

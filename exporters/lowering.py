@@ -758,6 +758,18 @@ class _Lowerer:
 
             return embed
 
+        if hasattr(layer, SITES_METHOD):
+            scoped = LayerSites(q, layer.name)
+
+            def run_custom(*args, **kwargs):
+                kwargs.pop("training", None)
+                kwargs.pop("mask", None)
+                return output_sites(
+                    getattr(layer, SITES_METHOD)(scoped, *args, **kwargs)
+                )
+
+            return run_custom
+
         def run_layer(*args, **kwargs):
             return output_sites(layer(*args, **kwargs))
 
@@ -778,6 +790,29 @@ class _Lowerer:
             return [value]
         outputs = model._run_through_graph(inputs, operation_fn=self.replacement)
         return list(tf.nest.flatten(outputs))
+
+
+# A custom layer keeps a model in the int8 loop form by defining this method:
+# `call_with_sites(self, sites, *args, **kwargs)` computes what `call` does and
+# passes each float intermediate through `sites.act(role, tensor)` (and each
+# weight it uses as a constant through `sites.weight(role, array)`); the roles
+# are names local to the layer. Its output is marked by the exporter.
+SITES_METHOD = "call_with_sites"
+
+
+class LayerSites:
+    """The `sites` a custom layer's `call_with_sites` receives: names scoped to
+    the layer (`<layer name>/<role>`)."""
+
+    def __init__(self, sites: Sites, layer_name: str):
+        self._sites = sites
+        self._prefix = layer_name
+
+    def act(self, role: str, tensor):
+        return self._sites.act(f"{self._prefix}/{role}", tensor)
+
+    def weight(self, role: str, array):
+        return self._sites.weight(f"{self._prefix}/{role}", np.asarray(array))
 
 
 # Layers whose int8 ranges the carried (loop-kept) int8 path marks completely:
@@ -806,7 +841,7 @@ def unmarked_layers(model) -> list[str]:
                 found.append(f"{layer.name} (residual/layer norm)")
         elif isinstance(layer, (*RECURRENT_TYPES, keras.layers.Bidirectional)):
             continue
-        elif not isinstance(layer, _MARKED_TYPES):
+        elif not isinstance(layer, _MARKED_TYPES) and not hasattr(layer, SITES_METHOD):
             found.append(f"{layer.name} ({type(layer).__name__})")
     return found
 

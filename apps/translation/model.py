@@ -135,6 +135,14 @@ class MaskedMean(keras.layers.Layer):
         total = ops.sum(values * mask, axis=1)
         return total / ops.maximum(ops.sum(mask, axis=1), 1.0)
 
+    def call_with_sites(self, sites, values, source_mask):
+        """`call` with its intermediates marked for the int8 exporter, so that
+        the encoder keeps its recurrent loop in int8 (`rnnkit.exporters`)."""
+        mask = ops.expand_dims(source_mask, -1)
+        total = sites.act("total", ops.sum(sites.act("masked", values * mask), axis=1))
+        count = sites.act("count", ops.maximum(ops.sum(mask, axis=1), 1.0))
+        return total / count
+
 
 @keras.saving.register_keras_serializable(package="rnnkit.translation")
 class PaddingMask(keras.layers.Layer):
@@ -142,6 +150,10 @@ class PaddingMask(keras.layers.Layer):
 
     def call(self, ids):
         return ops.cast(ops.not_equal(ids, 0), "float32")
+
+    def call_with_sites(self, sites, ids):
+        # No float intermediate: the exporter marks the output.
+        return self.call(ids)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -175,6 +175,12 @@ def test_export_writes_both_halves_with_metadata(run_dir, quantize):
         assert model.metadata["role"] == role
         assert model.metadata["max_source_len"] == 10
         assert len(model.metadata["target_vocabulary"]) == 1000
+    if quantize == "int8":
+        parity = json.loads((run_dir / "encoder_int8.parity.json").read_text())
+        # MaskedMean and PaddingMask mark their intermediates (`call_with_sites`),
+        # so the int8 encoder keeps its recurrent loop instead of being unrolled.
+        assert {entry["lowered_to"] for entry in parity["lowered"]} == {"while_loop"}
+        assert parity["float_ops"] == []
 
 
 @pytest.mark.slow

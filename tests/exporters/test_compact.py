@@ -47,7 +47,7 @@ def _loop_body(model):
 @pytest.mark.parametrize("cell,return_sequences", [("lstm", False), ("gru", True)])
 def test_compaction_keeps_outputs_bit_for_bit(rng, quantize, cell, return_sequences):
     model = _loop_model(cell, return_sequences)
-    frames = rng.normal(size=(6, 9, 6)).astype(np.float32)
+    frames = rng.normal(size=(6, 20, 6)).astype(np.float32)
     raw, _ = _build_sequence(
         model, _input_specs(model), quantize, [frames], fuse_lstm=False
     )
@@ -62,8 +62,13 @@ def test_compaction_keeps_outputs_bit_for_bit(rng, quantize, cell, return_sequen
     # The TensorFlow iteration counter is gone; rnnkit's time index stays.
     assert len(loop_after.inputs) == len(loop_before.inputs) - 1
     body_ops = [compact._code(after, op) for op in body.operators]
-    if quantize == "int8" and not return_sequences:
-        # The state is carried as int8: no per-step QUANTIZE or DEQUANTIZE.
+    if return_sequences and quantize == "float32":
+        # The (20, 1, 16) float zeros the outputs are collected in: a FILL.
+        codes = {compact._code(after, op) for op in after.subgraphs[0].operators}
+        assert compact._OPS.FILL in codes
+    if quantize == "int8":
+        # The state (and collected outputs) are carried as int8: no per-step
+        # QUANTIZE or DEQUANTIZE.
         assert compact._OPS.QUANTIZE not in body_ops
         assert compact._OPS.DEQUANTIZE not in body_ops
         float_ops = {
