@@ -140,6 +140,11 @@ def main() -> int:
     )
     parser.add_argument("--latency-sentences", type=int, default=200)
     parser.add_argument(
+        "--note",
+        default="",
+        help="a sentence on the conditions of this run (machine load, reused runs)",
+    )
+    parser.add_argument(
         "--ship", default=None, help="copy this cell's run to models/sentiment"
     )
     args = parser.parse_args()
@@ -170,8 +175,8 @@ def main() -> int:
         f"Run at: presets {', '.join(f'`{p}`' for p in args.presets)}"
         + (f", epochs {args.epochs}" if args.epochs else "")
         + (f", {args.max_examples} training examples" if args.max_examples else "")
-        + ". The machine was shared with six other training sessions while this ran, "
-        "so the training times and latencies are pessimistic."
+        + "."
+        + (f" {args.note}" if args.note else "")
     )
     best = max(rows, key=lambda r: r["keras"]["accuracy"])
 
