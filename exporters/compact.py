@@ -355,8 +355,9 @@ def _collected_plan(model, body, body_in, body_out):
     if dequantize is None or _code(model, dequantize) != _OPS.DEQUANTIZE:
         return None
     written = body.tensors[dequantize.inputs[0]]
-    if written.type != _TYPES.INT8 or not _same_quantization(written, written):
-        return None
+    scale = None if written.quantization is None else written.quantization.scale
+    if written.type != _TYPES.INT8 or scale is None or len(scale) != 1:
+        return None  # the collected tensor needs one scale for every step
 
     def rewrite():
         dequantized = update.inputs[1]

@@ -202,6 +202,30 @@ def test_int8_loop_gates_use_the_fixed_activation_scales(tmp_path, rng, cell):
     assert result.parity["max_abs_diff"] < 0.1
 
 
+def test_custom_layer_with_sites_keeps_the_int8_loop(tmp_path, rng):
+    """A custom layer that marks its intermediates (`call_with_sites`) is
+    calibrated like a built-in one: the GRU keeps its loop, all in int8."""
+    import keras
+
+    class ScaledSquare(keras.layers.Layer):
+        def call(self, x):
+            return 0.5 * (x * x)
+
+        def call_with_sites(self, sites, x):
+            return 0.5 * sites.act("square", x * x)
+
+    inputs = keras.Input((None, 6))
+    hidden = ScaledSquare()(keras.layers.GRU(8)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3)(hidden))
+    frames = rng.normal(size=(8, 7, 6)).astype(np.float32)
+    result = export_model(
+        model, tmp_path / "m.tflite", quantize="int8", representative_data=frames
+    )
+    assert {e["lowered_to"] for e in result.parity["lowered"]} == {"while_loop"}
+    assert result.parity["float_ops"] == []
+    assert result.parity["max_abs_diff"] < 0.1
+
+
 def test_int8_loop_form_falls_back_to_unrolling_for_unmarked_layers(tmp_path, rng):
     """A layer whose own math the int8 loop form cannot mark: unrolled, still int8."""
     import keras
