@@ -16,8 +16,10 @@ object tree (`schema.ModelT`) and keep every computed value bit for bit:
 2. `drop_dead_loop_variables`: loop variables that nothing reads, such as the
    iteration counter every TensorFlow while loop adds beside rnnkit's own time
    index, leave the WHILE op and both of its subgraphs.
-3. `drop_dead_ops` and `drop_unused_tensors`: data ops whose results nothing
-   reads any more, then tensors no op, subgraph or signature refers to.
+3. `drop_dead_ops`, `drop_unused_tensors` and `drop_unused_opcodes`: data ops
+   whose results nothing reads any more, tensors no op, subgraph or signature
+   refers to, and operator codes no op uses (the file's op list is read from
+   them).
 4. `drop_intermediate_names`: the converter's TensorFlow op names on
    intermediate tensors (model inputs and outputs keep theirs).
 5. `share_empty_buffers`: every tensor without constant data points at the
@@ -82,6 +84,7 @@ def compact_model(model) -> None:
     dead = drop_dead_loop_variables(model)
     drop_dead_ops(model)
     unused = drop_unused_tensors(model)
+    drop_unused_opcodes(model)
     drop_intermediate_names(model)
     share_empty_buffers(model)
     logger.debug(
@@ -630,6 +633,18 @@ def drop_unused_tensors(model) -> int:
                 for entry in (signature.inputs or []) + (signature.outputs or []):
                     entry.tensorIndex = new_index[entry.tensorIndex]
     return removed
+
+
+def drop_unused_opcodes(model) -> None:
+    """Drops operator codes no op uses any more (readers list ops from them)."""
+    used = sorted({op.opcodeIndex for sg in model.subgraphs for op in sg.operators})
+    if len(used) == len(model.operatorCodes):
+        return
+    new_index = {old: new for new, old in enumerate(used)}
+    model.operatorCodes = [model.operatorCodes[i] for i in used]
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            op.opcodeIndex = new_index[op.opcodeIndex]
 
 
 def drop_intermediate_names(model) -> None:

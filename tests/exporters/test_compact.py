@@ -77,6 +77,14 @@ def test_compaction_keeps_outputs_bit_for_bit(rng, quantize, cell, return_sequen
             if "FLOAT32" in types and name not in ("QUANTIZE", "DEQUANTIZE")
         }
         assert float_ops == set()
+        # The op list read from the operator codes names only ops still used.
+        used = {
+            compact._code(after, op) for sg in after.subgraphs for op in sg.operators
+        }
+        listed = {
+            max(c.builtinCode, c.deprecatedBuiltinCode) for c in after.operatorCodes
+        }
+        assert listed == used
 
 
 def test_packed_buffers_are_aligned_and_shared(rng):
