@@ -178,6 +178,7 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np, keras
 from ai_edge_litert.interpreter import Interpreter
 from rnnkit.exporters import export_model
+from rnnkit.exporters.micro import run_in_micro
 folder = sys.argv[1]
 keras.utils.set_random_seed(0)
 rng = np.random.default_rng(0)
@@ -185,9 +186,11 @@ cal = rng.normal(size=(32, {STEPS}, {FEATURES})).astype(np.float32)
 test = rng.normal(size=(8, {STEPS}, {FEATURES})).astype(np.float32)
 rows, runners = [], []
 one = test[:1]
-for kind in {MODELS!r}:
+# lstm_any_length: the LSTM with a variable time axis, loop form only.
+for kind in {MODELS!r} + ("lstm_any_length",):
     layer = {{"gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}}.get(kind, keras.layers.LSTM)
-    inputs = keras.Input(({STEPS}, {FEATURES}))
+    any_length = kind == "lstm_any_length"
+    inputs = keras.Input((None if any_length else {STEPS}, {FEATURES}))
     if kind == "bilstm":
         x = keras.layers.Bidirectional(keras.layers.LSTM({UNITS}))(inputs)
     elif kind == "lstm2":
@@ -195,12 +198,15 @@ for kind in {MODELS!r}:
     else:
         x = layer({UNITS})(inputs)
     model = keras.Model(inputs, keras.layers.Dense({CLASSES})(x))
-    for _ in range(20):
-        model.predict_on_batch(one)
-    rows.append(dict(model=kind, form="keras", quant="float32", size=0, error=0.0, times=[]))
-    runners.append(lambda model=model: model.predict_on_batch(one))
+    if not any_length:
+        for _ in range(20):
+            model.predict_on_batch(one)
+        rows.append(dict(model=kind, form="keras", quant="float32", size=0, error=0.0, times=[]))
+        runners.append(lambda model=model: model.predict_on_batch(one))
     lstm = kind in ("lstm", "bilstm", "lstm2")
     forms = ("sequence",) + (("streaming",) if kind != "bilstm" else ()) + (("sequence_loop",) if lstm else ())
+    if any_length:
+        forms = ("sequence_loop",)
     for form in forms:
         for quantize in ("float32", "dynamic", "int8"):
             out = os.path.join(folder, f"q_{{kind}}_{{form}}_{{quantize}}.tflite")
@@ -225,8 +231,14 @@ for kind in {MODELS!r}:
                 it.set_tensor(d["index"], value.astype(d["dtype"]))
             for _ in range(20):
                 it.invoke()
+            micro = None
+            if quantize == "int8" and not any_length:
+                # TFLite Micro in a child process: runs?, arena, int8 steps from LiteRT.
+                checked = run_in_micro(open(out, "rb").read())
+                micro = [checked.get("runs"), checked.get("arena_bytes"),
+                         checked.get("max_diff_vs_litert")]
             rows.append(dict(model=kind, form=form, quant=quantize, size=r.size_bytes,
-                             error=r.parity["max_abs_diff"], times=[]))
+                             error=r.parity["max_abs_diff"], times=[], micro=micro))
             runners.append(it.invoke)
 # Interleaved rounds, so the load of a shared machine falls on every file (and
 # on Keras) alike.
@@ -300,13 +312,23 @@ def main(argv: list[str] | None = None) -> None:
     _write(rows, choice)
 
 
+def _micro_cell(micro) -> str:
+    if micro is None:
+        return ""
+    runs, arena, steps = micro
+    if not runs:
+        return "does not run"
+    return f"{arena / 1024:.1f}, {steps:g}"
+
+
 def _quantization_table(choice: dict) -> str:
     if not choice.get("runs"):
         return f"Quantization choice: not measured ({choice.get('error_text')})."
     lines = [
         "| model | form | quant | size (KB) | size vs float32 | max abs err | "
-        "invoke ms per sequence | vs float32 |",
-        "|---|---|---|---|---|---|---|---|",
+        "invoke ms per sequence | vs float32 | TFLite Micro: arena KB, int8 steps "
+        "from LiteRT |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     base = {
         (r["model"], r["form"]): r for r in choice["rows"] if r["quant"] == "float32"
@@ -318,18 +340,18 @@ def _quantization_table(choice: dict) -> str:
         lines.append(
             f"| {r['model']} | {r['form']} | {r['quant']} | {r['size'] / 1024:.1f} | "
             f"{r['size'] / b['size']:.2f}x | {r['error']:.2e} | {r['ms']:.3f} | "
-            f"{r['ms'] / b['ms']:.2f}x |"
+            f"{r['ms'] / b['ms']:.2f}x | {_micro_cell(r.get('micro'))} |"
         )
     return (
         "### Quantization choice: speed vs size\n\n"
         f"The same five {UNITS}-unit models ({STEPS} steps, the time axis fixed "
-        "as in the path table; with a variable time axis every loop file carries "
-        "about 0.45 KB more: a SHAPE, a STRIDED_SLICE and the length as a loop "
-        "variable), exported by rnnkit in one process; "
+        "as in the path table), and `lstm_any_length`: the LSTM with a variable "
+        "time axis (`keras.Input((None, F))`), whose loop files carry the length "
+        "as a loop variable; exported by rnnkit in one process; "
         "latency = median of 200 interpreter `invoke()` calls on 1 thread, "
         "interleaved across all files (streaming: one step x "
         f"{STEPS}), real inputs and non-zero states, no Python (de)quantization "
-        "in the timing. Error vs Keras is the parity report's figure.\n\n"
+        "in the timing. Error vs Keras is the parity report's figure. TFLite Micro: each int8 file with static shapes run once in the `tflite-micro` interpreter (child process) on seeded inputs (`exporters.micro.run_in_micro`); arena size and the largest output difference from LiteRT in int8 steps.\n\n"
         + "\n".join(lines)
     )
 
@@ -377,7 +399,7 @@ def _targets_table(choice: dict) -> str:
     lines = [
         "| model | int8 form | int8 size vs float32, same form | int8 time vs "
         "float32, same form | int8 time vs default float32 | streaming int8 size vs "
-        "float32 | float32 max abs err | float32 speed-up vs Keras |",
+        "float32 | float32 max abs err | float32 speed-up vs Keras (float32 loop) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for kind in MODELS:
@@ -388,6 +410,10 @@ def _targets_table(choice: dict) -> str:
         default = found[(kind, "sequence", "float32")]
         keras_row = found[(kind, "keras", "float32")]
         stream = found.get((kind, "streaming", "int8"))
+        loop_float = found.get((kind, "sequence_loop", "float32"))
+        loop_speed = (
+            f" ({keras_row['ms'] / loop_float['ms']:.1f}x)" if loop_float else ""
+        )
         stream_ratio = (
             f"{stream['size'] / found[(kind, 'streaming', 'float32')]['size']:.3f}x"
             if stream
@@ -397,7 +423,7 @@ def _targets_table(choice: dict) -> str:
             f"| {kind} | {form} | {int8['size'] / same['size']:.3f}x | "
             f"{int8['ms'] / same['ms']:.2f}x | {int8['ms'] / default['ms']:.2f}x | "
             f"{stream_ratio} | {default['error']:.1e} | "
-            f"{keras_row['ms'] / default['ms']:.1f}x |"
+            f"{keras_row['ms'] / default['ms']:.1f}x{loop_speed} |"
         )
     return (
         "### Targets, rnnkit's default export\n\n"

@@ -270,13 +270,14 @@ def _carry_int8(model, parent_index, loop, cond, body, k) -> bool:
         loop.inputs[k] = _add_constant(
             model,
             parent,
-            parent.tensors[initial],
             _quantize(initial_values, params),
+            _TYPES.INT8,
             params,
+            like=parent.tensors[initial],
         )
     elif fill_value is not None:
         # A FILL of a run-time shape (a loop of any length): fill int8 instead.
-        value = _add_constant_of(
+        value = _add_constant(
             model,
             parent,
             _quantize(fill_value, params).reshape(()),
@@ -386,7 +387,8 @@ def _quantize(values: np.ndarray, params) -> np.ndarray:
     return np.clip(np.round(values / scale) + zero_point, -128, 127).astype(np.int8)
 
 
-def _add_tensor(subgraph, like, tensor_type, params) -> int:
+def _add_tensor(subgraph, like, tensor_type, params, buffer: int = 0) -> int:
+    """A new tensor shaped like the tensor `like` (data in `buffer`, if any)."""
     tensor = schema.TensorT()
     tensor.shape = None if like.shape is None else list(like.shape)
     tensor.shapeSignature = (
@@ -394,34 +396,21 @@ def _add_tensor(subgraph, like, tensor_type, params) -> int:
     )
     tensor.hasRank = like.hasRank
     tensor.type = tensor_type
-    tensor.buffer = 0
-    tensor.name = ""
+    tensor.buffer = buffer
     tensor.quantization = copy.deepcopy(params) if params is not None else None
     subgraph.tensors.append(tensor)
     return len(subgraph.tensors) - 1
 
 
-def _add_constant(model, subgraph, like, values: np.ndarray, params) -> int:
-    """An int8 constant shaped like the tensor `like`."""
-    index = _add_constant_of(model, subgraph, values, _TYPES.INT8, params)
-    subgraph.tensors[index].shape = None if like.shape is None else list(like.shape)
-    subgraph.tensors[index].hasRank = like.hasRank
-    return index
-
-
-def _add_constant_of(model, subgraph, values: np.ndarray, tensor_type, params) -> int:
+def _add_constant(model, subgraph, values: np.ndarray, tensor_type, params, like=None):
+    """A constant tensor holding `values` (shaped like `like`, if given)."""
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(values.tobytes(), np.uint8).copy()
     model.buffers.append(buffer)
-    tensor = schema.TensorT()
-    tensor.shape = list(values.shape)
-    tensor.hasRank = True
-    tensor.type = tensor_type
-    tensor.buffer = len(model.buffers) - 1
-    tensor.name = ""
-    tensor.quantization = copy.deepcopy(params) if params is not None else None
-    subgraph.tensors.append(tensor)
-    return len(subgraph.tensors) - 1
+    if like is None:
+        like = schema.TensorT()
+        like.shape, like.hasRank = list(values.shape), True
+    return _add_tensor(subgraph, like, tensor_type, params, len(model.buffers) - 1)
 
 
 def _operator(opcode_index: int, inputs: list[int], outputs: list[int]):
@@ -471,10 +460,10 @@ def fill_splat_loop_inputs(model) -> int:
             values = np.frombuffer(bytes(np.asarray(data, np.uint8)), dtype)
             if not np.all(values == values[0]):
                 continue
-            dims = _add_constant_of(
+            dims = _add_constant(
                 model, subgraph, np.asarray(tensor.shape, np.int32), _TYPES.INT32, None
             )
-            value = _add_constant_of(
+            value = _add_constant(
                 model,
                 subgraph,
                 values[:1].reshape(()),

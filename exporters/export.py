@@ -236,9 +236,9 @@ def export_model(
             UNIDIRECTIONAL_SEQUENCE_LSTM op; False to a WHILE loop like GRUs.
             None (the default) fuses them except in full-integer int8, where
             the loop is used when rnnkit can calibrate it: the fused op's int8
-            kernel is 7-12x slower than float32 on x86, the int8 loop faster
-            than float32 and 5% larger than the fused int8 file
-            (benchmarks/results/export.md, 64-unit LSTM).
+            kernel is 5-8x slower than float32 on x86, the int8 loop faster
+            than float32 and about 7% larger than the fused int8 file
+            (benchmarks/results/export.md, the five 64-unit models).
 
     Returns:
         An `ExportResult`.
@@ -300,10 +300,13 @@ def export_model(
     }
     full_metadata = dict(metadata or {})
     full_metadata["rnnkit"] = rnnkit_info
-    from rnnkit.exporters.compact import compact
-    from rnnkit.exporters.metadata import embed_metadata
+    from rnnkit.exporters.compact import compact_model, load_model
+    from rnnkit.exporters.metadata import pack_with_metadata
 
-    model_bytes = embed_metadata(compact(model_bytes), full_metadata)
+    # One parse and one pack: compaction, then metadata and checksum.
+    tree = load_model(model_bytes)
+    compact_model(tree)
+    model_bytes = pack_with_metadata(tree, full_metadata)
 
     edge = EdgeModel(model_bytes)
     ops = edge.ops

@@ -418,34 +418,24 @@ def _run_sequence(layer, inputs, initial_state, mask, options: LoweringOptions, 
         # with the step, which TFLite Micro cannot plan: its outputs were wrong.)
         collected = tf.zeros(tf.stack([steps if collect else 1, batch, units]))
 
-        def step(t, output, states, collected):
-            output, states = advance(t, states, output)
+        # Under `separate_output` the previous output rides as a last loop
+        # variable; otherwise the output is h and the loop carries it once.
+        previous = (
+            [q.act(f"{name}/h", tf.zeros((batch, units)))] if separate_output else []
+        )
+
+        def body(t, states, collected, *previous):
+            output, states = advance(t, states, previous[0] if previous else None)
             if collect:
                 collected = xla.dynamic_update_slice(
                     collected, output[None], tf.stack([t, 0, 0])
                 )
-            return output, states, collected
+            return (t + 1, states, collected, *([output] if previous else []))
 
-        if separate_output:
-            first_output = q.act(f"{name}/h", tf.zeros((batch, units)))
-            _, output, states, collected = tf.while_loop(
-                lambda t, *_: t < steps,
-                lambda t, output, states, collected: (
-                    t + 1,
-                    *step(t, output, states, collected),
-                ),
-                [0, first_output, initial_state, collected],
-            )
-        else:
-
-            def body(t, states, collected):
-                _, states, collected = step(t, None, states, collected)
-                return t + 1, states, collected
-
-            _, states, collected = tf.while_loop(
-                lambda t, *_: t < steps, body, [0, initial_state, collected]
-            )
-            output = states[0]
+        _, states, collected, *last = tf.while_loop(
+            lambda t, *_: t < steps, body, [0, initial_state, collected, *previous]
+        )
+        output = last[0] if last else states[0]
         sequence = (
             tf.transpose(q.act(f"{name}/h", collected), [1, 0, 2]) if collect else None
         )

@@ -27,16 +27,23 @@ from rnnkit.errors import ExportError
 
 
 def embed_metadata(model_bytes: bytes, metadata: dict) -> bytes:
-    """Returns `model_bytes` with the rnnkit metadata and checksum embedded.
+    """Returns `model_bytes` with the rnnkit metadata and checksum embedded."""
+    from rnnkit.exporters.compact import load_model
+
+    return pack_with_metadata(load_model(model_bytes), metadata)
+
+
+def pack_with_metadata(model, metadata: dict) -> bytes:
+    """Packs a model tree (`compact.load_model`) with metadata and checksum.
 
     Args:
-        model_bytes: a .tflite flatbuffer as written by the converter.
+        model: the flatbuffer's object tree; its metadata list is changed.
         metadata: JSON-serializable dict.
 
     Returns:
         The new flatbuffer bytes.
     """
-    from rnnkit.exporters.compact import load_model, pack_model
+    from rnnkit.exporters.compact import pack_model
     from tensorflow.lite.python import schema_py_generated as schema
 
     try:
@@ -47,7 +54,6 @@ def embed_metadata(model_bytes: bytes, metadata: dict) -> bytes:
             f"Received: {error}"
         ) from error
 
-    model = load_model(model_bytes)
     model.metadata = [
         entry
         for entry in (model.metadata or [])

@@ -18,9 +18,9 @@ This module calibrates the loop itself instead:
    each weight.
 3. The converter, told that the graph carries its own ranges (the way it treats
    a quantization-aware-trained model), emits int8 kernels inside the loop. The
-   loop-carried state stays float32 between iterations (the converter does not
-   quantize WHILE operands): one QUANTIZE and one DEQUANTIZE per step, no float
-   arithmetic.
+   converter leaves the loop-carried state float32 (it does not quantize WHILE
+   operands: one QUANTIZE and one DEQUANTIZE per step); `compact.py` then
+   carries it as int8, since it enters and leaves each step with one range.
 """
 
 from __future__ import annotations
