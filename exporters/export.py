@@ -236,7 +236,7 @@ def export_model(
             UNIDIRECTIONAL_SEQUENCE_LSTM op; False to a WHILE loop like GRUs.
             None (the default) fuses them except in full-integer int8, where
             the loop is used when rnnkit can calibrate it: the fused op's int8
-            kernel is 5-8x slower than float32 on x86, the int8 loop faster
+            kernel is 4-8x slower than float32 on x86, the int8 loop faster
             than float32 and about 7% larger than the fused int8 file
             (benchmarks/results/export.md, the five 64-unit models).
 
