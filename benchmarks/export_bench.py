@@ -118,7 +118,7 @@ else:
     from rnnkit.exporters import export_model
     export_model(base + ".keras", out, quantize=quantize, representative_data=calibration,
                  streaming=(path == "rnnkit_stream"), validation_data=test,
-                 fuse_lstm={"rnnkit_fused": True, "rnnkit_loop": False}.get(path))
+                 fuse_lstm=True if path == "rnnkit_fused" else None)
 
 from ai_edge_litert.interpreter import Interpreter
 from rnnkit.edge._opcodes import op_names
@@ -172,16 +172,31 @@ print(json.dumps({"runs": True, "ops": ops, "size": size, "error": error,
 """
 
 
-_QUANT_CHOICE = rf"""
+# The opening of the one-process children (choice table, form sweep): seeded
+# models exported into the folder given as the first argument.
+_CHILD_HEADER = r"""
 import json, os, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np, keras
 from ai_edge_litert.interpreter import Interpreter
 from rnnkit.exporters import export_model
-from rnnkit.exporters.micro import run_in_micro
 folder = sys.argv[1]
 keras.utils.set_random_seed(0)
 rng = np.random.default_rng(0)
+"""
+
+# Interleaved rounds, so the load of a shared machine falls on every runner
+# alike; `rows[i]["times"]` collects the times of `runners[i]`.
+_INTERLEAVED_ROUNDS = r"""
+for _ in range(200):
+    for row, run in zip(rows, runners):
+        start = time.perf_counter(); run(); row["times"].append(time.perf_counter() - start)
+"""
+
+_QUANT_CHOICE = (
+    _CHILD_HEADER
+    + rf"""
+from rnnkit.exporters.micro import run_in_micro
 cal = rng.normal(size=(32, {STEPS}, {FEATURES})).astype(np.float32)
 test = rng.normal(size=(8, {STEPS}, {FEATURES})).astype(np.float32)
 rows, runners = [], []
@@ -204,7 +219,8 @@ for kind in {MODELS!r} + ("lstm_any_length",):
         rows.append(dict(model=kind, form="keras", quant="float32", size=0, error=0.0, times=[]))
         runners.append(lambda model=model: model.predict_on_batch(one))
     lstm = kind in ("lstm", "bilstm", "lstm2")
-    forms = ("sequence",) + (("streaming",) if kind != "bilstm" else ()) + (("sequence_loop",) if lstm else ())
+    # sequence_loop: the default (a WHILE loop); sequence_fused: LSTMs' fused op.
+    forms = ("sequence_loop",) + (("streaming",) if kind != "bilstm" else ()) + (("sequence_fused",) if lstm else ())
     if any_length:
         forms = ("sequence_loop",)
     for form in forms:
@@ -212,7 +228,7 @@ for kind in {MODELS!r} + ("lstm_any_length",):
             out = os.path.join(folder, f"q_{{kind}}_{{form}}_{{quantize}}.tflite")
             r = export_model(model, out, quantize=quantize, representative_data=cal,
                              validation_data=test, streaming=form == "streaming",
-                             fuse_lstm=form == "sequence")
+                             fuse_lstm=form == "sequence_fused")
             it = Interpreter(model_path=out, num_threads=1)
             details = it.get_input_details()
             if form != "streaming" and -1 in list(details[0]["shape_signature"]):
@@ -240,16 +256,76 @@ for kind in {MODELS!r} + ("lstm_any_length",):
             rows.append(dict(model=kind, form=form, quant=quantize, size=r.size_bytes,
                              error=r.parity["max_abs_diff"], times=[], micro=micro))
             runners.append(it.invoke)
-# Interleaved rounds, so the load of a shared machine falls on every file (and
-# on Keras) alike.
-for _ in range(200):
-    for row, run in zip(rows, runners):
-        start = time.perf_counter(); run(); row["times"].append(time.perf_counter() - start)
+"""
+    + _INTERLEAVED_ROUNDS
+    + rf"""
 for row in rows:
     steps = {STEPS} if row["form"] == "streaming" else 1
     row["ms"] = 1000 * steps * float(np.median(row.pop("times")))
 print(json.dumps({{"runs": True, "rows": rows}}))
 """
+)
+
+
+_FORM_SWEEP = (
+    _CHILD_HEADER
+    + rf"""
+test = rng.normal(size=(8, {STEPS}, {FEATURES})).astype(np.float32)
+rows, runners = [], []
+for units in (32, 64, 128, 256):
+    inputs = keras.Input(({STEPS}, {FEATURES}))
+    model = keras.Model(inputs, keras.layers.Dense({CLASSES})(keras.layers.LSTM(units)(inputs)))
+    for fused in (False, True):
+        out = os.path.join(folder, f"sweep_{{units}}_{{fused}}.tflite")
+        r = export_model(model, out, validation_data=test, fuse_lstm=fused)
+        it = Interpreter(model_path=out, num_threads=1)
+        it.allocate_tensors()
+        it.set_tensor(it.get_input_details()[0]["index"], test[:1])
+        for _ in range(20):
+            it.invoke()
+        warm = []
+        for _ in range(200):
+            start = time.perf_counter(); it.invoke(); warm.append(time.perf_counter() - start)
+        rows.append(dict(units=units, fused=fused, size=r.size_bytes,
+                         warm_ms=1000 * float(np.median(warm)), times=[]))
+        runners.append(it.invoke)
+"""
+    + _INTERLEAVED_ROUNDS
+    + r"""
+for row in rows:
+    row["interleaved_ms"] = 1000 * float(np.median(row.pop("times")))
+print(json.dumps({"runs": True, "rows": rows}))
+"""
+)
+
+
+def _form_sweep_table(sweep: dict) -> str:
+    if not sweep.get("runs"):
+        return f"LSTM form by size: not measured ({sweep.get('error_text')})."
+    by = {(r["units"], r["fused"]): r for r in sweep["rows"]}
+    lines = [
+        "| units | loop KB | fused KB | loop ms (warm) | fused ms (warm) | loop vs "
+        "fused (warm) | loop ms (interleaved) | fused ms (interleaved) | loop vs fused "
+        "(interleaved) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for units in sorted({r["units"] for r in sweep["rows"]}):
+        loop, fused = by[(units, False)], by[(units, True)]
+        lines.append(
+            f"| {units} | {loop['size'] / 1024:.1f} | {fused['size'] / 1024:.1f} | "
+            f"{loop['warm_ms']:.3f} | {fused['warm_ms']:.3f} | "
+            f"{loop['warm_ms'] / fused['warm_ms']:.2f}x | {loop['interleaved_ms']:.3f} | "
+            f"{fused['interleaved_ms']:.3f} | "
+            f"{loop['interleaved_ms'] / fused['interleaved_ms']:.2f}x |"
+        )
+    return (
+        "### LSTM form by size (float32)\n\n"
+        f"One LSTM layer, {STEPS} steps x {FEATURES} features, Dense({CLASSES}); "
+        "rnnkit's default loop vs the fused op (`fuse_lstm=True`), exported in one "
+        "process; `invoke()` medians on 1 thread: warm = 200 calls of one file back to "
+        "back (a device running one model), interleaved = 200 rounds across all eight "
+        "files (caches shared with the others).\n\n" + "\n".join(lines)
+    )
 
 
 def _child(code: str, *args: str, timeout: int = 900) -> dict:
@@ -286,14 +362,11 @@ def main(argv: list[str] | None = None) -> None:
             rows = []
             for kind in MODELS:
                 keras_ms = _child(_PREPARE, folder, kind).get("keras_ms", float("nan"))
-                # rnnkit's default fuses LSTMs in float32 and loops them in
-                # int8; the other form of each is measured beside it.
+                # rnnkit's default is a WHILE loop for every layer; the fused
+                # LSTM op is measured beside it.
                 paths = [("rnnkit", ("float32", "int8"))]
                 if kind in ("lstm", "bilstm", "lstm2"):
-                    paths += [
-                        ("rnnkit_fused", ("int8",)),
-                        ("rnnkit_loop", ("float32",)),
-                    ]
+                    paths.append(("rnnkit_fused", ("float32", "int8")))
                 if kind != "bilstm":  # a bidirectional model has no streaming form
                     paths.append(("rnnkit_stream", ("float32", "int8")))
                 paths += [
@@ -309,7 +382,8 @@ def main(argv: list[str] | None = None) -> None:
                         # its rows.
                         _write(rows)
         choice = _child(_QUANT_CHOICE, folder)
-    _write(rows, choice)
+        sweep = _child(_FORM_SWEEP, folder)
+    _write(rows, choice, sweep)
 
 
 def _micro_cell(micro) -> str:
@@ -364,17 +438,21 @@ def _previous_path_table() -> str:
     if not path.exists():
         return "(no full run recorded yet)"
     text = path.read_text()
-    body = text.split("\n\n", 2)[-1].split("### Quantization choice")[0].strip()
-    if not body.startswith("Path table from"):
-        date = re.search(r"^- date: (\S+)", text, re.MULTILINE)
-        body = (
-            f"Path table from the full run of {date.group(1) if date else '?'} "
-            "(this run re-measured only the quantization choice).\n\n" + body
-        )
-    return body
+    if "Seeded models" not in text:
+        return "(no full run recorded yet)"
+    # The path table's own paragraph and rows; the targets table above it and
+    # the choice table below belong to the run that wrote them.
+    table = text[text.index("Seeded models") :].split("### ")[0].strip()
+    earlier = re.search(r"Path table from the full run of (\S+)", text)
+    date = earlier or re.search(r"^- date: (\S+)", text, re.MULTILINE)
+    return (
+        f"Path table from the full run of {date.group(1) if date else '?'} "
+        "(this run re-measured only the quantization choice and the form sweep)."
+        "\n\n" + table
+    )
 
 
-def _write(rows, choice: dict | None = None) -> None:
+def _write(rows, choice: dict | None = None, sweep: dict | None = None) -> None:
     if rows is None:
         body = _previous_path_table()
     else:
@@ -383,36 +461,35 @@ def _write(rows, choice: dict | None = None) -> None:
         if choice.get("runs"):
             body = _targets_table(choice) + "\n\n" + body
         body += "\n\n" + _quantization_table(choice)
+    if sweep is not None:
+        body += "\n\n" + _form_sweep_table(sweep)
     write_section("export", "Export paths: Keras 3 vs tf_keras vs rnnkit", body)
 
 
 def _targets_table(choice: dict) -> str:
     """The issue's targets for rnnkit's default export, from the interleaved run.
 
-    The default int8 file of an LSTM is the WHILE loop (`sequence_loop`), of a
-    GRU or SimpleRNN the only loop form (`sequence`); it is compared with the
-    float32 file of the same form and with the default float32 file (for
-    LSTMs the fused op, `sequence`). Keras `predict_on_batch` ran in the same
-    interleaved rounds.
+    The default file of every model is the WHILE loop (`sequence_loop`), in
+    float32 and int8 alike; LSTMs' fused op (`sequence_fused`) is shown beside
+    it. Keras `predict_on_batch` ran in the same interleaved rounds.
     """
     found = {(r["model"], r["form"], r["quant"]): r for r in choice["rows"]}
     lines = [
-        "| model | int8 form | int8 size vs float32, same form | int8 time vs "
-        "float32, same form | int8 time vs default float32 | streaming int8 size vs "
-        "float32 | float32 max abs err | float32 speed-up vs Keras (float32 loop) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | int8 size vs float32 | int8 time vs float32 | streaming int8 size "
+        "vs float32 | float32 max abs err | float32 speed-up vs Keras | fused op "
+        "float32: speed-up vs Keras, time vs loop |",
+        "|---|---|---|---|---|---|---|",
     ]
     for kind in MODELS:
-        form = (
-            "sequence_loop" if (kind, "sequence_loop", "int8") in found else "sequence"
-        )
-        int8, same = found[(kind, form, "int8")], found[(kind, form, "float32")]
-        default = found[(kind, "sequence", "float32")]
+        int8 = found[(kind, "sequence_loop", "int8")]
+        default = found[(kind, "sequence_loop", "float32")]
         keras_row = found[(kind, "keras", "float32")]
         stream = found.get((kind, "streaming", "int8"))
-        loop_float = found.get((kind, "sequence_loop", "float32"))
-        loop_speed = (
-            f" ({keras_row['ms'] / loop_float['ms']:.1f}x)" if loop_float else ""
+        fused = found.get((kind, "sequence_fused", "float32"))
+        fused_cell = (
+            f"{keras_row['ms'] / fused['ms']:.1f}x, {fused['ms'] / default['ms']:.2f}x"
+            if fused
+            else "(no fused op)"
         )
         stream_ratio = (
             f"{stream['size'] / found[(kind, 'streaming', 'float32')]['size']:.3f}x"
@@ -420,17 +497,18 @@ def _targets_table(choice: dict) -> str:
             else "(no streaming form)"
         )
         lines.append(
-            f"| {kind} | {form} | {int8['size'] / same['size']:.3f}x | "
-            f"{int8['ms'] / same['ms']:.2f}x | {int8['ms'] / default['ms']:.2f}x | "
-            f"{stream_ratio} | {default['error']:.1e} | "
-            f"{keras_row['ms'] / default['ms']:.1f}x{loop_speed} |"
+            f"| {kind} | {int8['size'] / default['size']:.3f}x | "
+            f"{int8['ms'] / default['ms']:.2f}x | {stream_ratio} | "
+            f"{default['error']:.1e} | {keras_row['ms'] / default['ms']:.1f}x | "
+            f"{fused_cell} |"
         )
     return (
         "### Targets, rnnkit's default export\n\n"
         "Issue targets: LSTM int8 <= 0.30x of float32; every int8 file smaller and not "
         "slower than float32; streaming int8 <= 0.40x; float32 error <= 1e-5; TFLite "
         "float32 >= 8x faster than Keras `predict_on_batch`. Figures from the interleaved "
-        "run below (one process, 200 rounds).\n\n" + "\n".join(lines)
+        "run below (one process, 200 rounds); the default file is the WHILE loop "
+        "(`sequence_loop`) in float32 and int8.\n\n" + "\n".join(lines)
     )
 
 
@@ -457,11 +535,9 @@ def _path_table(rows) -> str:
         f"{CLASSES}) on the last output; error vs Keras on 8 held-out sequences; latency "
         "= median of 200 single-sequence runs. `rnnkit_stream` is the one-step file "
         f"stepped {STEPS} times from Python (per-step call overhead included). "
-        "`rnnkit` is the default export: LSTMs fused in float32, a WHILE loop in "
-        "int8 (the fused int8 kernel is slow on x86); `rnnkit_fused` "
-        "(`fuse_lstm=True`) gives the fused int8 file, `rnnkit_loop` "
-        "(`fuse_lstm=False`) the float32 loop, so that each int8 file has a float32 "
-        "file of its own form beside it. "
+        "`rnnkit` is the default export, a WHILE loop for every layer in float32 "
+        "and int8; `rnnkit_fused` (`fuse_lstm=True`, `--lstm-fused`) lowers LSTMs "
+        "to the fused UNIDIRECTIONAL_SEQUENCE_LSTM op instead. "
         "rnnkit int8 files with a WHILE loop are calibrated by rnnkit "
         "(`exporters/qat.py`); ops are read from the file, all subgraphs. "
         "`tf_keras`: the same weights in a tf_keras model with a static batch of 1 "

@@ -42,14 +42,15 @@ def register(cli) -> None:
     lstm_form.add_argument(
         "--lstm-loop",
         action="store_true",
-        help="lower LSTMs to a WHILE loop (the default for int8, where rnnkit "
-        "can calibrate the loop: faster on x86 CPUs than the fused int8 op)",
+        help="lower LSTMs to a WHILE loop (the default: LiteRT runs it faster "
+        "on CPUs than the fused op)",
     )
     lstm_form.add_argument(
         "--lstm-fused",
         action="store_true",
-        help="lower LSTMs to the fused UNIDIRECTIONAL_SEQUENCE_LSTM op (the "
-        "default for float32, float16 and dynamic; smallest int8 file)",
+        help="lower LSTMs to the fused UNIDIRECTIONAL_SEQUENCE_LSTM op (for "
+        "runtimes and tools that expect it; the smallest file, but its int8 "
+        "kernel is slow on x86)",
     )
     parser.add_argument(
         "--metadata", default=None, help="JSON file of metadata to embed"

@@ -233,12 +233,15 @@ def export_model(
         validation_data: held-out inputs for the parity report (defaults to the
             representative data).
         fuse_lstm: True lowers eligible LSTMs to the fused
-            UNIDIRECTIONAL_SEQUENCE_LSTM op; False to a WHILE loop like GRUs.
-            None (the default) fuses them except in full-integer int8, where
-            the loop is used when rnnkit can calibrate it: the fused op's int8
-            kernel is 4-8x slower than float32 on x86, the int8 loop faster
-            than float32 and about 7% larger than the fused int8 file
-            (benchmarks/results/export.md, the five 64-unit models).
+            UNIDIRECTIONAL_SEQUENCE_LSTM op (for runtimes and tools that
+            expect it); False to a WHILE loop like GRUs. None (the default)
+            uses the loop in every quantization, because LiteRT runs it
+            faster than the fused op on CPU (float32 1.3-2x, the fused int8
+            kernel 4-8x slower than float32; benchmarks/results/export.md);
+            except a full-integer int8
+            model with a custom layer rnnkit cannot calibrate
+            (`lowering.unmarked_layers`), which is fused and calibrated by
+            the converter.
 
     Returns:
         An `ExportResult`.
@@ -251,7 +254,7 @@ def export_model(
         >>> result = export_model(model, "out/m.tflite", quantize="int8",
         ...                       representative_data=x)        # doctest: +SKIP
         >>> result.ops                                          # doctest: +SKIP
-        ['FULLY_CONNECTED', 'UNIDIRECTIONAL_SEQUENCE_LSTM', ...]
+        ['ADD', 'FULLY_CONNECTED', 'GATHER', ..., 'WHILE']
     """
     import rnnkit
     from rnnkit.edge import EdgeModel
@@ -276,7 +279,7 @@ def export_model(
             "batch first) to calibrate activation ranges. Received: None"
         )
     if fuse_lstm is None:
-        fuse_lstm = not (quantize == "int8" and _int8_loop_covers(keras_model))
+        fuse_lstm = quantize == "int8" and not _int8_loop_covers(keras_model)
     held_out = _normalize_samples(validation_data, specs, "validation_data")
     if held_out is None:
         held_out = samples

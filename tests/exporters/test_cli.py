@@ -58,12 +58,18 @@ def test_export_then_inspect(tmp_path, rng, capsys):
 
 @pytest.mark.parametrize(
     "quantize, flag, fused",
-    [("int8", "--lstm-fused", True), ("float32", "--lstm-loop", False)],
+    [
+        ("int8", "--lstm-fused", True),
+        ("float32", "--lstm-fused", True),
+        ("float32", "--lstm-loop", False),
+        ("float32", None, False),
+    ],
 )
 def test_export_lstm_form_flags(tmp_path, rng, capsys, quantize, flag, fused):
     keras_path, samples = _saved_model_and_samples(tmp_path, rng, "lstm", False)
     out = tmp_path / "lstm.tflite"
-    command = ["export", str(keras_path), "--quantize", quantize, flag]
+    command = ["export", str(keras_path), "--quantize", quantize]
+    command += [flag] if flag else []
     command += ["--representative-data", str(samples), "-o", str(out), "--json"]
     assert main(command) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

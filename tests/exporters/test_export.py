@@ -20,18 +20,21 @@ def _custom_ops(path):
 
 
 @pytest.mark.parametrize(
-    "cell, bidirectional, num_layers, quantize",
+    "cell, bidirectional, num_layers, quantize, fuse_lstm",
     [
-        ("lstm", True, 1, "float32"),
-        ("lstm", True, 1, "int8"),
-        ("lstm", False, 2, "float16"),
-        ("gru", True, 1, "float32"),
-        ("gru", False, 1, "int8"),
-        ("simple_rnn", False, 2, "dynamic"),
+        ("lstm", True, 1, "float32", None),
+        ("lstm", True, 1, "float32", True),
+        ("lstm", True, 1, "int8", None),
+        ("lstm", True, 1, "int8", True),
+        ("lstm", False, 2, "float16", None),
+        ("lstm", False, 2, "dynamic", True),
+        ("gru", True, 1, "float32", None),
+        ("gru", False, 1, "int8", None),
+        ("simple_rnn", False, 2, "dynamic", None),
     ],
 )
 def test_sequence_export_parity(
-    tmp_path, rng, cell, bidirectional, num_layers, quantize
+    tmp_path, rng, cell, bidirectional, num_layers, quantize, fuse_lstm
 ):
     model = sentiment_model(cell, bidirectional, num_layers)
     tokens = padded_tokens(rng)
@@ -41,18 +44,18 @@ def test_sequence_export_parity(
         quantize=quantize,
         representative_data=tokens,
         metadata={"app": "sentiment", "labels": ["negative", "positive"]},
+        fuse_lstm=fuse_lstm,
     )
     assert _custom_ops(result.path) == []
     if quantize == "int8":
         # Everything computes in int8, and GRU/SimpleRNN keep their loop (weights
         # once) instead of being unrolled over the calibration length.
         assert result.parity["float_ops"] == []
-        if cell != "lstm":
-            assert "WHILE" in result.ops
-    if cell == "lstm":
-        # Fused, except in int8 where the default is the faster int8 loop.
-        fused = "UNIDIRECTIONAL_SEQUENCE_LSTM" in result.ops
-        assert fused == (quantize != "int8")
+    # The default is the WHILE loop for every cell; fuse_lstm=True gives LSTMs
+    # the fused op (no loop left) in every quantization.
+    fused = "UNIDIRECTIONAL_SEQUENCE_LSTM" in result.ops
+    assert fused == bool(fuse_lstm)
+    assert ("WHILE" in result.ops) == (not fuse_lstm)
     edge = EdgeModel(result.path)
     got = edge.run(tokens)[0]
     want = model.predict(tokens, verbose=0)
@@ -246,10 +249,16 @@ def test_int8_loop_form_falls_back_to_unrolling_for_unmarked_layers(tmp_path, rn
 def test_go_backwards_sequence(tmp_path, rng):
     model = frames_model("lstm", 1, go_backwards=True)
     frames = rng.normal(size=(3, 7, 6)).astype(np.float32)
-    result = export_model(model, tmp_path / "b.tflite", representative_data=frames)
-    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in result.ops
-    got = EdgeModel(result.path).run(frames)[0]
-    np.testing.assert_allclose(got, model.predict(frames, verbose=0), atol=1e-5)
+    for fuse_lstm in (True, False):
+        result = export_model(
+            model,
+            tmp_path / "b.tflite",
+            representative_data=frames,
+            fuse_lstm=fuse_lstm,
+        )
+        assert ("UNIDIRECTIONAL_SEQUENCE_LSTM" in result.ops) == fuse_lstm
+        got = EdgeModel(result.path).run(frames)[0]
+        np.testing.assert_allclose(got, model.predict(frames, verbose=0), atol=1e-5)
 
 
 def test_encoder_with_states(tmp_path, rng):
