@@ -229,20 +229,25 @@ def test_custom_layer_with_sites_keeps_the_int8_loop(tmp_path, rng):
     assert result.parity["max_abs_diff"] < 0.1
 
 
-def test_int8_loop_form_falls_back_to_unrolling_for_unmarked_layers(tmp_path, rng):
-    """A layer whose own math the int8 loop form cannot mark: unrolled, still int8."""
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_int8_loop_form_falls_back_for_unmarked_layers(tmp_path, rng, cell):
+    """A layer whose own math the int8 loop form cannot mark: a GRU is unrolled,
+    an LSTM fused (the converter calibrates the fused op); both still int8."""
     import keras
 
+    layer = keras.layers.GRU if cell == "gru" else keras.layers.LSTM
     inputs = keras.Input((None, 6))
-    hidden = keras.layers.GRU(8, return_sequences=True)(inputs)
+    hidden = layer(8, return_sequences=True)(inputs)
     hidden = keras.layers.LayerNormalization()(hidden)
     model = keras.Model(inputs, keras.layers.Dense(3)(hidden))
     frames = rng.normal(size=(8, 7, 6)).astype(np.float32)
     result = export_model(
         model, tmp_path / "m.tflite", quantize="int8", representative_data=frames
     )
-    assert {e["lowered_to"] for e in result.parity["lowered"]} == {"unrolled"}
+    lowered = {e["lowered_to"] for e in result.parity["lowered"]}
+    assert lowered == ({"unrolled"} if cell == "gru" else {"fused_lstm"})
     assert "WHILE" not in result.ops
+    assert ("UNIDIRECTIONAL_SEQUENCE_LSTM" in result.ops) == (cell == "lstm")
     assert result.parity["max_abs_diff"] < 0.3
 
 
