@@ -278,8 +278,6 @@ def export_model(
             "Full-integer int8 export needs `representative_data` (real samples, "
             "batch first) to calibrate activation ranges. Received: None"
         )
-    if fuse_lstm is None:
-        fuse_lstm = quantize == "int8" and not _int8_loop_covers(keras_model)
     held_out = _normalize_samples(validation_data, specs, "validation_data")
     if held_out is None:
         held_out = samples
@@ -313,9 +311,7 @@ def export_model(
 
     edge = EdgeModel(model_bytes)
     ops = edge.ops
-    float_compute, float_movement = (
-        _float_ops(model_bytes) if quantize == "int8" else ([], [])
-    )
+    float_compute, float_movement = _float_ops(tree) if quantize == "int8" else ([], [])
     parity = _parity(keras_model, edge, held_out, quantize, streaming)
     parity.update(
         ops=ops,
@@ -422,8 +418,9 @@ _DATA_MOVEMENT_OPS = {
 }
 
 
-def _float_ops(model_bytes: bytes) -> tuple[list[str], list[str]]:
-    """Ops of an int8 model with a float32 input, in every subgraph.
+def _float_ops(model) -> tuple[list[str], list[str]]:
+    """Ops of an int8 model (bytes or `compact.load_model` tree) with a float32
+    input, in every subgraph.
 
     Returns:
         (compute, movement): ops that do float arithmetic, and ops that only
@@ -434,18 +431,21 @@ def _float_ops(model_bytes: bytes) -> tuple[list[str], list[str]]:
     carried = {"QUANTIZE", "DEQUANTIZE", "WHILE", "IF", "CALL_ONCE"}
     floats = {
         name
-        for name, input_types in ops_with_input_types(model_bytes)
+        for name, input_types in ops_with_input_types(model)
         if name not in carried and "FLOAT32" in input_types
     }
     return sorted(floats - _DATA_MOVEMENT_OPS), sorted(floats & _DATA_MOVEMENT_OPS)
 
 
-def ops_with_input_types(model_bytes: bytes):
+def ops_with_input_types(model):
     """(op name, [input tensor type names]) for every op of every subgraph.
 
-    Type names are the schema's TensorType names ("FLOAT32", "INT8", ...);
-    omitted optional inputs are left out.
+    `model` is .tflite bytes or the object tree of `compact.load_model` (an
+    export passes the tree it already has). Type names are the schema's
+    TensorType names ("FLOAT32", "INT8", ...); omitted optional inputs are
+    left out.
     """
+    from rnnkit.exporters.compact import load_model
     from tensorflow.lite.python import schema_py_generated as schema
 
     from rnnkit.edge._opcodes import BUILTIN_OPERATORS
@@ -455,11 +455,12 @@ def ops_with_input_types(model_bytes: bytes):
         for name, value in vars(schema.TensorType).items()
         if not name.startswith("_")
     }
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model_bytes, 0))
+    if isinstance(model, (bytes, bytearray)):
+        model = load_model(bytes(model))
     codes = [max(c.deprecatedBuiltinCode, c.builtinCode) for c in model.operatorCodes]
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
-            inputs = [i for i in (op.inputs if op.inputs is not None else []) if i >= 0]
+            inputs = [i for i in op.inputs if i >= 0]
             yield (
                 BUILTIN_OPERATORS.get(codes[op.opcodeIndex], "CUSTOM"),
                 [type_names.get(subgraph.tensors[i].type) for i in inputs],
@@ -500,18 +501,22 @@ def _serving(fn):
     return serve
 
 
-def _int8_loop_covers(keras_model) -> bool:
-    """Whether rnnkit's int8 loop calibration marks every layer of the model."""
-    from rnnkit.exporters.lowering import unmarked_layers
-
-    return not unmarked_layers(keras_model)
-
-
 def _build_sequence(
-    keras_model, specs, quantize, samples, static_length=False, fuse_lstm=True
+    keras_model, specs, quantize, samples, static_length=False, fuse_lstm=None
 ):
     import tensorflow as tf
-    from rnnkit.exporters.lowering import LoweringOptions, lower_sequence
+    from rnnkit.exporters.lowering import (
+        LoweringOptions,
+        lower_sequence,
+        unmarked_layers,
+    )
+
+    # Layers rnnkit's int8 loop calibration cannot mark. They decide both the
+    # default LSTM form (fused, for the converter to calibrate) and whether
+    # the remaining loops are calibrated by rnnkit or unrolled.
+    unknown = unmarked_layers(keras_model) if quantize == "int8" else []
+    if fuse_lstm is None:
+        fuse_lstm = bool(unknown)
 
     def make(options):
         fn, report = lower_sequence(keras_model, options)
@@ -530,9 +535,6 @@ def _build_sequence(
         # calibrates the loop itself and hands the ranges over as fake-quant
         # nodes (qat.py), for the layers it knows how to mark; any other model
         # is unrolled over the calibration length instead (larger file).
-        from rnnkit.exporters.lowering import unmarked_layers
-
-        unknown = unmarked_layers(keras_model)
         if not unknown:
             return _build_sequence_carried(keras_model, specs, samples, static_length)
         time_steps = int(samples[0].shape[1])

@@ -102,7 +102,7 @@ def test_packed_buffers_are_aligned_and_shared(rng):
         data = root.Buffers(index).DataAsNumpy()
         if isinstance(data, np.ndarray) and data.size:
             offsets.append(data.ctypes.data - base)
-    assert len(offsets) >= 3  # the weights, the bias, the metadata
+    assert len(offsets) >= 3  # weights, biases, the converter's metadata
     assert [offset % 16 for offset in offsets] == [0] * len(offsets)
     tree = compact.load_model(packed)
     # Only buffer 0 is empty: data-less tensors share it.
