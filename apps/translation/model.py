@@ -117,6 +117,17 @@ class SourceAttention(keras.layers.Layer):
         return config
 
 
+class _Unmarked:
+    """The `sites` of a plain Keras call: every intermediate passes unmarked."""
+
+    @staticmethod
+    def act(role, tensor):
+        return tensor
+
+
+_UNMARKED = _Unmarked()
+
+
 @keras.saving.register_keras_serializable(package="rnnkit.translation")
 class MaskedMean(keras.layers.Layer):
     """Mean over time of (batch, time, dim) values where the float mask is 1."""
@@ -131,13 +142,12 @@ class MaskedMean(keras.layers.Layer):
         return None
 
     def call(self, values, source_mask):
-        mask = ops.expand_dims(source_mask, -1)
-        total = ops.sum(values * mask, axis=1)
-        return total / ops.maximum(ops.sum(mask, axis=1), 1.0)
+        return self.call_with_sites(_UNMARKED, values, source_mask)
 
     def call_with_sites(self, sites, values, source_mask):
-        """`call` with its intermediates marked for the int8 exporter, so that
-        the encoder keeps its recurrent loop in int8 (`rnnkit.exporters`)."""
+        """The layer's math with its intermediates passed through `sites`, which
+        the int8 exporter uses to mark them, so that the encoder keeps its
+        recurrent loop in int8 (`rnnkit.exporters`); `call` marks nothing."""
         mask = ops.expand_dims(source_mask, -1)
         total = sites.act("total", ops.sum(sites.act("masked", values * mask), axis=1))
         count = sites.act("count", ops.maximum(ops.sum(mask, axis=1), 1.0))
